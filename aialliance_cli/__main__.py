@@ -1,0 +1,3 @@
+from aialliance_cli.cli.main import main
+
+main()
