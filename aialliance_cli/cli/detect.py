@@ -1,0 +1,102 @@
+"""`aia detect`: the machine's inventory and the EP plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aialliance_cli.cli.output import handles_errors
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@handles_errors
+def detect(
+    json_: JsonOpt = False,
+    root: Annotated[
+        Path, typer.Option(help="Read the machine from this root (a fake sysfs tree).")
+    ] = Path("/"),
+    no_vendor_libs: Annotated[
+        bool, typer.Option("--no-vendor-libs", help="Skip NVML, amdsmi and OpenVINO enrichment.")
+    ] = False,
+) -> None:
+    """Show this machine's CPU, memory, GPUs/NPUs, ONNX Runtime, and the EP plan."""
+    from aialliance_cli.hardware import detect as detect_inventory
+    from aialliance_cli.providers.planner import plan
+
+    inventory = detect_inventory(root, vendor_libs=not no_vendor_libs)
+    the_plan = plan(inventory, inventory.software.available_providers)
+    if json_:
+        from aialliance_cli.cli.output import print_json
+
+        print_json({"schema": "aia.detect/1", "inventory": inventory.to_dict(),
+                    "plan": the_plan.to_dict()})
+        return
+    render_inventory(inventory)
+    render_plan(the_plan)
+
+
+def render_inventory(inv: Any) -> None:
+    from aialliance_cli.cli.output import fmt_bytes, show, table
+
+    cpu = inv.cpu
+    caches = ", ".join(
+        f"L{c.level}{'' if c.type == 'Unified' else c.type[0].lower()} {fmt_bytes(c.size_bytes)}"
+        for c in cpu.caches
+    )
+    clock = " / ".join(
+        f"{label} {v / 1000:.2f} GHz" for label, v in (("base", cpu.base_mhz), ("max", cpu.max_mhz))
+        if v
+    )
+    rows = [
+        ("CPU", f"{cpu.model_name} ({cpu.vendor}, {cpu.architecture})"),
+        ("Cores", f"{cpu.physical_cores} physical, {cpu.logical_cores} logical, "
+                  f"{cpu.sockets} socket(s), {cpu.numa_nodes} NUMA node(s)"),
+        ("Clock", clock or "not reported"),
+        ("Caches", caches or "not reported"),
+        ("ISA", " ".join(cpu.features) or "none of note"),
+        ("Memory", f"{fmt_bytes(inv.memory.total_bytes)} total, "
+                   f"{fmt_bytes(inv.memory.available_bytes)} available"),
+    ]
+    for i, acc in enumerate(inv.accelerators):
+        bits = [acc.vendor, f"driver {acc.driver or 'none'}"]
+        if acc.memory_bytes:
+            bits.append(fmt_bytes(acc.memory_bytes))
+        if acc.architecture:
+            bits.append(acc.architecture)
+        if acc.pci_address:
+            bits.append(acc.pci_address)
+        if acc.device_nodes:
+            bits.append(" ".join(acc.device_nodes))
+        rows.append((f"{acc.kind.upper()} {i}", f"{acc.name} ({', '.join(bits)})"))
+    if not inv.accelerators:
+        rows.append(("GPU/NPU", "none found"))
+    sw = inv.software
+    dists = ", ".join(f"{d.name} {d.version}" for d in sw.ort_distributions) or "none"
+    rows += [
+        ("OS", f"{sw.os} {sw.os_release}"),
+        ("Python", sw.python),
+        ("ONNX Runtime", f"{sw.ort_version or 'not importable'} ({dists})"),
+        ("EPs in build", ", ".join(sw.available_providers) or "none"),
+    ]
+    show(table(f"Machine: {inv.hostname or ''}", ["", ""], rows))
+    for note in inv.notes:
+        from aialliance_cli.cli.output import info
+
+        info(f"{note.probe}: {note.message}")
+
+
+def render_plan(the_plan: Any) -> None:
+    from aialliance_cli.cli.output import show, table, warn
+
+    rows = [(str(i + 1), c.ep, c.device, c.reason) for i, c in enumerate(the_plan.choices)]
+    show(table("Execution-provider plan (first is used)", ["#", "EP", "device", "why"], rows))
+    if the_plan.passed_over:
+        show(table("Passed over", ["EP", "why"], [(p.ep, p.reason) for p in the_plan.passed_over]))
+    if the_plan.unlocks:
+        show(table("Hardware present but not usable yet", ["device", "why", "to unlock"],
+                   [(u.device, u.reason, u.pip) for u in the_plan.unlocks]))
+    for w in the_plan.warnings:
+        warn(w)

@@ -1,0 +1,74 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aialliance_cli.errors import BadInputError
+
+Target = Annotated[
+    str | None,
+    typer.Argument(
+        help="A profile name or YAML file, or an ONNX model file. Default: the bundled "
+        "default profile.",
+        show_default=False,
+    ),
+]
+Ep = Annotated[
+    str | None,
+    typer.Option("--ep", help="Execution provider: cpu, openvino, cuda, tensorrt, migraphx, "
+                 "dml, ... (default: the first of the plan)."),
+]
+Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (0: ORT default).")]
+Batch = Annotated[int | None, typer.Option("--batch", help="Batch size (the 'batch' dimension).")]
+Dims = Annotated[
+    list[str] | None,
+    typer.Option("--dim", help="Value of a symbolic dimension, NAME=VALUE (repeatable)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Strict = Annotated[
+    bool,
+    typer.Option("--strict", help="Fail (exit 3) instead of falling back to another EP."),
+]
+Text = Annotated[str | None, typer.Option("--text", help="Text to tokenize as the input.")]
+InputFiles = Annotated[
+    list[Path] | None,
+    typer.Option("--input", help="A .npy or .npz file of inputs (npz keys are input names)."),
+]
+AllowNetwork = Annotated[
+    bool,
+    typer.Option("--allow-network", help="Allow downloading a profile's model (hub or URL)."),
+]
+AllowCustomOps = Annotated[
+    bool,
+    typer.Option("--allow-custom-ops", help="Allow a profile to load its custom-op library."),
+]
+
+
+def parse_dims(values: list[str] | None) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--dim expects NAME=VALUE, got '{item}'")
+        try:
+            number = int(value)
+        except ValueError:
+            raise BadInputError(
+                f"--dim {name}: the value must be a positive integer, got '{value}'"
+            ) from None
+        if number <= 0:
+            raise BadInputError(f"--dim {name}: the value must be a positive integer, got {number}")
+        dims[name.strip()] = number
+    return dims
+
+
+def check_positive(name: str, value: int | float | None, *, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not zero_ok):
+        bound = "0 or more" if zero_ok else "more than 0"
+        raise BadInputError(f"{name} must be {bound}, got {value}")

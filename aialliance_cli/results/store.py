@@ -1,0 +1,114 @@
+"""Writing and reading result files: atomic JSON, appended JSON Lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aialliance_cli.errors import BadInputError
+from aialliance_cli.results.schema import SCHEMA
+
+
+def _default(obj: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def dumps(data: Any, *, indent: int | None = None) -> str:
+    return json.dumps(data, default=_default, indent=indent, ensure_ascii=False)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(dumps(data, indent=2))
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Append one line per record with a single O_APPEND write each; returns the count."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise BadInputError(f"cannot write results to {path}: {exc.strerror}") from exc
+    n = 0
+    try:
+        for rec in records:
+            os.write(fd, (dumps(rec) + "\n").encode("utf-8"))
+            n += 1
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return n
+
+
+@dataclass(frozen=True)
+class LoadedResults:
+    records: list[dict[str, Any]]
+    skipped: list[str]  # one message per line that could not be used
+
+
+def read_results(path: Path) -> LoadedResults:
+    """Read a JSONL (or single JSON) result file; bad lines are skipped and reported."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"result file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read result file {path}: {exc}") from exc
+    records: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    stripped = text.strip()
+    if stripped.startswith("{") and "\n{" not in stripped:
+        lines = [stripped]
+    else:
+        lines = text.splitlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            skipped.append(f"{path}:{lineno}: not valid JSON (a truncated line?)")
+            continue
+        if not isinstance(rec, dict) or "schema" not in rec:
+            skipped.append(f"{path}:{lineno}: not an aia result (no 'schema' field)")
+            continue
+        if rec["schema"] != SCHEMA:
+            skipped.append(
+                f"{path}:{lineno}: schema {rec['schema']!r} is not {SCHEMA!r}; "
+                "this aia cannot read it"
+            )
+            continue
+        records.append(rec)
+    return LoadedResults(records, skipped)

@@ -1,0 +1,582 @@
+"""The library API behind `aia run` and `aia bench`: plain functions over plain data.
+
+    target (profile name, profile file or model.onnx)
+      -> Target (profile + resolved model)          prepare_target()
+      -> EP choice (plan + --ep + profile prefs)    choose_session()
+      -> session, inputs                            open_session(), make_feeds()
+      -> run once / bench loop                      run(), bench()
+      -> Result                                     results.schema.Result
+
+Nothing here prints; callers pass callbacks for status and progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aialliance_cli.errors import BadInputError, ModelError, UnavailableError
+from aialliance_cli.results.schema import Result
+from aialliance_cli.runtime.session import BuiltSession, SessionSpec
+
+Status = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Target:
+    """What to run: a validated profile (or none) and the ONNX file it resolves to."""
+
+    name: str
+    model_path: Path
+    loaded: Any = None  # profiles.LoadedProfile | None
+    tokenizer_dir: Path | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> Any:
+        return self.loaded.profile if self.loaded is not None else None
+
+    def profile_record(self) -> dict[str, Any]:
+        if self.loaded is None:
+            return {"name": self.name, "path": None, "sha256": None, "origin": "model-file"}
+        return {
+            "name": self.profile.name,
+            "path": str(self.loaded.path),
+            "sha256": self.loaded.sha256,
+            "origin": self.loaded.origin,
+            "task": self.profile.task,
+        }
+
+
+def _looks_like_model(target: str) -> bool:
+    return target.lower().endswith((".onnx", ".ort"))
+
+
+def prepare_target(
+    target: str | None, *, allow_network: bool = False, status: Status = _quiet
+) -> Target:
+    """Resolve a profile name/file or a model file to a Target with a checked ONNX file."""
+    from aialliance_cli.models.onnxfile import check_onnx_file
+
+    if target is None:
+        from aialliance_cli.profiles import DEFAULT_PROFILE
+
+        target = DEFAULT_PROFILE
+    if _looks_like_model(target):
+        path = Path(target).expanduser()
+        info = check_onnx_file(path)
+        return Target(
+            name=path.stem,
+            model_path=path.resolve(),
+            model_info={"path": str(path.resolve()), "source": "file", "size_bytes": info.size_bytes},
+        )
+    from aialliance_cli.models.sources import ModelSpec, resolve_model
+    from aialliance_cli.profiles import load_profile
+
+    loaded = load_profile(target)
+    prof = loaded.profile
+    spec = ModelSpec.from_mapping(prof.model.model_dump(exclude_none=True))
+    resolved = resolve_model(spec, loaded.directory, allow_network=allow_network, progress=status)
+    check_onnx_file(resolved.path)
+    return Target(
+        name=prof.name,
+        model_path=resolved.path,
+        loaded=loaded,
+        tokenizer_dir=resolved.tokenizer_dir,
+        model_info={
+            "path": str(resolved.path),
+            "source": resolved.description,
+            "cache_key": resolved.cache_key,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line says, on top of the profile (None: keep the profile's)."""
+
+    ep: str | None = None
+    threads: int | None = None
+    batch: int | None = None
+    dims: Mapping[str, int] = field(default_factory=dict)
+    warmup: int | None = None
+    iterations: int | None = None
+    duration_s: float | None = None
+    text: str | None = None
+    input_files: Sequence[Path] = ()
+    strict: bool = False
+    input_sets: int = 1
+    allow_custom_ops: bool = False
+
+
+def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tuple[SessionSpec, Any]:
+    """Join the machine's plan, the profile's preferences and --ep into a SessionSpec."""
+    import onnxruntime as ort
+
+    from aialliance_cli.hardware import detect
+    from aialliance_cli.providers.catalogue import install_hint, resolve_ep_name
+    from aialliance_cli.providers.planner import Preferences, plan
+
+    inventory = inventory or detect()
+    prof = target.profile
+    prefs = Preferences()
+    if prof is not None and prof.providers is not None:
+        p = prof.providers
+        prefs = Preferences(
+            prefer=tuple(resolve_ep_name(n) for n in (p.prefer or ())),
+            options={resolve_ep_name(k): dict(v) for k, v in (p.options or {}).items()},
+            exclude=tuple(resolve_ep_name(n) for n in (p.exclude or ())),
+        )
+    available = list(ort.get_available_providers())
+    the_plan = plan(inventory, available, prefs)
+    choices = list(the_plan.choices)
+    warnings: list[str] = []
+    if ov.ep:
+        wanted = resolve_ep_name(ov.ep)
+        matching = [c for c in choices if c.ep == wanted]
+        if matching:
+            choices = matching + [c for c in choices if c.ep != wanted]
+        elif wanted in available:
+            # In this build but the plan found no hardware for it: honour the request.
+            choices = [_adhoc_choice(wanted, prefs.options.get(wanted, {}))] + choices
+        else:
+            hint = install_hint(wanted) or ""
+            msg = f"{wanted} is not in this ONNX Runtime build ({', '.join(available)}). {hint}"
+            if ov.strict:
+                raise UnavailableError(msg.strip())
+            warnings.append(msg.strip() + f" Using {choices[0].ep} instead.")
+    first, rest = choices[0], choices[1:]
+    sess_cfg = prof.session if prof is not None else None
+    threads = ov.threads if ov.threads is not None else (
+        sess_cfg.intra_op_threads if sess_cfg else 0
+    )
+    custom = None
+    if prof is not None and prof.custom_ops_library:
+        if not ov.allow_custom_ops:
+            raise BadInputError(
+                f"profile {target.loaded.path} asks to load the custom-op library "
+                f"{prof.custom_ops_library}; pass --allow-custom-ops to allow it"
+            )
+        custom = str((target.loaded.directory / prof.custom_ops_library).resolve())
+    spec = SessionSpec(
+        ep=first.ep,
+        options=dict(first.options),
+        fallbacks=tuple((c.ep, dict(c.options)) for c in rest),
+        intra_op_threads=threads or 0,
+        inter_op_threads=sess_cfg.inter_op_threads if sess_cfg else 0,
+        graph_optimization_level=sess_cfg.graph_optimization_level if sess_cfg else "all",
+        execution_mode=sess_cfg.execution_mode if sess_cfg else "sequential",
+        config=dict(sess_cfg.config or {}) if sess_cfg else {},
+        strict=ov.strict,
+        custom_ops_library=custom,
+    )
+    return spec, (the_plan, first, warnings)
+
+
+def _adhoc_choice(ep: str, options: dict[str, Any]) -> Any:
+    from aialliance_cli.providers.planner import PlanChoice
+
+    return PlanChoice(
+        ep=ep, short=ep, device="default", device_kind="unknown", options=dict(options),
+        reason="asked for with --ep", score=0,
+    )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _profile_dims(target: Target, ov: Overrides) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    if target.profile is not None and target.profile.inputs is not None:
+        dims.update({k: int(v) for k, v in (target.profile.inputs.dims or {}).items()})
+    if ov.batch is not None:
+        dims["batch"] = ov.batch
+    dims.update({k: int(v) for k, v in ov.dims.items()})
+    return dims
+
+
+def make_feeds(
+    session: Any, target: Target, ov: Overrides, *, n_sets: int = 1
+) -> tuple[list[dict[str, np.ndarray]], dict[str, int]]:
+    """Build ``n_sets`` distinct input sets and the resolved symbolic dims."""
+    from aialliance_cli.runtime import inputs as I
+
+    specs = I.input_specs(session)
+    given = _profile_dims(target, ov)
+    prof = target.profile
+    # Dims that only size the profile's own tensor shapes (models with unnamed dims).
+    shape_names: set[str] = set()
+    if prof is not None and prof.inputs is not None:
+        for t in (prof.inputs.tensors or {}).values():
+            shape_names |= {d for d in (t.shape or ()) if isinstance(d, str)}
+    model_names = I.model_dim_names(specs)
+    dims = I.resolve_dims(
+        specs, {k: v for k, v in given.items() if k not in shape_names or k in model_names}
+    )
+    rules: dict[str, I.TensorRule] = {}
+    provided: dict[str, np.ndarray] = {}
+    base = target.loaded.directory if target.loaded is not None else Path.cwd()
+    if prof is not None and prof.inputs is not None:
+        for name, t in (prof.inputs.tensors or {}).items():
+            rules[name] = I.TensorRule(
+                synthesize=getattr(t, "synthesize", None),
+                value=getattr(t, "value", None),
+                file=(base / t.file) if getattr(t, "file", None) else None,
+                key=getattr(t, "key", None),
+                dtype=getattr(t, "dtype", None),
+                low=getattr(t, "low", None),
+                high=getattr(t, "high", None),
+                seed=getattr(t, "seed", None),
+                shape=tuple(given.get(d, 1) if isinstance(d, str) else int(d) for d in t.shape)
+                if t.shape else None,
+            )
+    text_cfg = prof.inputs.text if prof is not None and prof.inputs is not None else None
+    texts: list[str] | None = None
+    if ov.text is not None:
+        texts = [ov.text]
+    elif text_cfg is not None:
+        texts = [text_cfg.value] if isinstance(text_cfg.value, str) else list(text_cfg.value)
+    if texts is not None:
+        provided.update(_tokenized(specs, dims, texts, target, text_cfg))
+    for f in ov.input_files:
+        provided.update(I.load_array_file(Path(f)))
+    vocab = I.vocab_sizes(target.model_path)
+    sets = [
+        I.build_feeds(specs, dims, rules=rules, provided=provided, vocab=vocab, seed=seed)
+        for seed in range(max(1, n_sets))
+    ]
+    return sets, dims
+
+
+def _tokenized(specs, dims, texts, target: Target, text_cfg) -> dict[str, np.ndarray]:
+    from aialliance_cli.runtime import inputs as I
+
+    names = {s.name for s in specs}
+    if "input_ids" not in names:
+        raise BadInputError(
+            f"text input was given, but the model has no 'input_ids' input "
+            f"(its inputs: {', '.join(sorted(names))})"
+        )
+    ids_spec = next(s for s in specs if s.name == "input_ids")
+    shape = I.concrete_shape(ids_spec, dims)
+    batch = shape[0] if shape else 1
+    max_length = (text_cfg.max_length if text_cfg and text_cfg.max_length else None) or (
+        shape[1] if len(shape) > 1 else 128
+    )
+    tok_path = None
+    if text_cfg is not None and text_cfg.tokenizer:
+        tok_path = (target.loaded.directory / text_cfg.tokenizer).resolve()
+    elif target.tokenizer_dir is not None:
+        tok_path = target.tokenizer_dir
+    else:
+        tok_path = target.model_path.parent
+    encoded = I.tokenize(texts, tok_path, batch, max_length)
+    return {k: v for k, v in encoded.items() if k in names}
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+@dataclass
+class Prepared:
+    target: Target
+    built: BuiltSession
+    feeds: list[dict[str, np.ndarray]]
+    dims: dict[str, int]
+    plan: Any
+    choice: Any
+    warnings: list[str]
+    inventory: Any
+    placement: Any = None
+
+
+def open_session(
+    target: Target, ov: Overrides, *, status: Status = _quiet, inventory: Any = None,
+    enable_profiling: bool = False, profile_prefix: str | None = None,
+) -> Prepared:
+    """Plan, build the session (with fallback), make the inputs."""
+    from aialliance_cli.hardware import detect
+    from aialliance_cli.runtime.session import build_session
+
+    inventory = inventory or detect()
+    spec, (the_plan, choice, warnings) = choose_session(target, ov, inventory)
+    spec = replace(spec, enable_profiling=enable_profiling, profile_prefix=profile_prefix)
+    status(f"building the session on {spec.ep}")
+    built = build_session(target.model_path, spec)
+    for fb in built.fallbacks:
+        warnings.append(f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}")
+    feeds, dims = make_feeds(built.session, target, ov, n_sets=ov.input_sets)
+    placement = _placement(built, target, dims)
+    if placement is not None and getattr(placement, "share_nodes_requested", 1.0) < 1.0:
+        warnings.append(placement.summary_line())
+    return Prepared(target, built, feeds, dims, the_plan, choice, warnings, inventory, placement)
+
+
+def _placement(built: BuiltSession, target: Target, dims: dict[str, int]) -> Any:
+    try:
+        from aialliance_cli.analysis.placement import read_placement
+    except ImportError:
+        return None
+    try:
+        return read_placement(built.session, None, None, built.ep)
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def _ort_record(inventory: Any) -> dict[str, Any]:
+    sw = inventory.software
+    return {
+        "version": sw.ort_version,
+        "distributions": [f"{d.name}=={d.version}" for d in sw.ort_distributions],
+        "available_providers": list(sw.available_providers),
+    }
+
+
+def _ep_record(p: Prepared) -> dict[str, Any]:
+    b = p.built
+    rec: dict[str, Any] = {
+        "requested": b.spec.ep,
+        "name": b.ep,
+        "device": getattr(p.choice, "device", None),
+        "reason": getattr(p.choice, "reason", None),
+        "options": {k: str(v) for k, v in b.options.items()},
+        "providers": list(b.providers),
+        "fallbacks": [
+            {"requested": f.requested, "error": f.error, "used_instead": f.used_instead}
+            for f in b.fallbacks
+        ],
+    }
+    if p.placement is not None and hasattr(p.placement, "to_dict"):
+        rec["placement"] = p.placement.to_dict()
+    return rec
+
+
+def _settings_record(p: Prepared, extra: dict[str, Any]) -> dict[str, Any]:
+    s = p.built.spec
+    return {
+        "intra_op_threads": s.intra_op_threads,
+        "inter_op_threads": s.inter_op_threads,
+        "graph_optimization_level": s.graph_optimization_level,
+        "execution_mode": s.execution_mode,
+        "dims": dict(p.dims),
+        "batch": _batch_of(p),
+        "input_sets": len(p.feeds),
+        **extra,
+    }
+
+
+def _batch_of(p: Prepared) -> int:
+    for name, value in p.dims.items():
+        from aialliance_cli.runtime.inputs import DIM_ALIASES
+
+        if DIM_ALIASES["batch"].search(name):
+            return int(value)
+    first = next(iter(p.feeds[0].values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim > 0 else 1
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@dataclass
+class RunOutput:
+    result: Result
+    outputs: dict[str, np.ndarray]
+    embedding: np.ndarray | None
+    prepared: Prepared
+
+
+def run(
+    target: str | None = None, overrides: Overrides | None = None, *, status: Status = _quiet,
+    allow_network: bool = False,
+) -> RunOutput:
+    """Run the model once on the chosen EP and return its outputs."""
+    import time
+
+    ov = overrides or Overrides()
+    tgt = prepare_target(target, allow_network=allow_network, status=status)
+    p = open_session(tgt, ov, status=status)
+    names = [o.name for o in p.built.session.get_outputs()]
+    t0 = time.perf_counter()
+    try:
+        values = p.built.session.run(None, p.feeds[0])
+    except Exception as exc:
+        raise _run_error(exc, tgt) from exc
+    elapsed = time.perf_counter() - t0
+    outputs = dict(zip(names, values, strict=False))
+    embedding = _pooled_embedding(tgt, outputs, p.feeds[0])
+    metrics: dict[str, Any] = {
+        "latency_ms": elapsed * 1e3,
+        "session_create_s": p.built.create_s,
+        "outputs": {k: _summary(v) for k, v in outputs.items()},
+    }
+    if embedding is not None:
+        metrics["embedding"] = {
+            "dim": int(embedding.shape[-1]),
+            "norm": [float(x) for x in np.linalg.norm(embedding, axis=-1).ravel()],
+        }
+    result = Result(
+        kind="run", profile=tgt.profile_record(), model=tgt.model_info,
+        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=_ep_record(p),
+        settings=_settings_record(p, {}), metrics=metrics, warnings=list(p.warnings),
+    )
+    return RunOutput(result, outputs, embedding, p)
+
+
+def _run_error(exc: Exception, tgt: Target) -> Exception:
+    from aialliance_cli.errors import RuntimeFailure
+
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "INVALID_ARGUMENT" in msg or "Got invalid dimensions" in msg:
+        return ModelError(f"the inputs do not fit the model {tgt.model_path}: {msg}")
+    return RuntimeFailure(f"inference failed on {tgt.model_path}: {msg}")
+
+
+def _summary(arr: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(arr)
+    out: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype)}
+    if a.size and a.dtype.kind in "fiub":
+        f = a.astype(np.float64)
+        out.update(min=float(f.min()), max=float(f.max()), mean=float(f.mean()),
+                   std=float(f.std()))
+        out["finite"] = bool(np.isfinite(f).all())
+    return out
+
+
+def _pooled_embedding(
+    tgt: Target, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    prof = tgt.profile
+    if prof is None or prof.task != "sentence-embedding":
+        return None
+    out_cfg = prof.output
+    name = (out_cfg.embedding_output if out_cfg else None) or next(iter(outputs))
+    if name not in outputs:
+        raise BadInputError(
+            f"profile {tgt.loaded.path}: output.embedding_output '{name}' is not an output of "
+            f"the model (its outputs: {', '.join(outputs)})"
+        )
+    hidden = np.asarray(outputs[name], dtype=np.float32)
+    pooling = out_cfg.pooling if out_cfg else "mean"
+    if hidden.ndim == 2 or pooling == "none":
+        emb = hidden if hidden.ndim == 2 else hidden[:, 0]
+    elif pooling == "cls":
+        emb = hidden[:, 0]
+    else:
+        mask = feeds.get("attention_mask")
+        m = np.ones(hidden.shape[:2], np.float32) if mask is None else mask.astype(np.float32)
+        emb = (hidden * m[..., None]).sum(1) / np.clip(m.sum(1, keepdims=True), 1e-9, None)
+    if out_cfg is None or out_cfg.normalize:
+        emb = emb / np.clip(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12, None)
+    return emb
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+@dataclass
+class BenchOutput:
+    result: Result
+    prepared: Prepared
+    latencies_ms: list[float]
+
+
+def bench_settings(target: Target, ov: Overrides) -> Any:
+    from aialliance_cli.runtime.bench import BenchSettings
+
+    b = target.profile.bench if target.profile is not None else None
+    warmup = ov.warmup if ov.warmup is not None else (b.warmup if b else 10)
+    duration = ov.duration_s if ov.duration_s is not None else (
+        None if ov.iterations is not None else (b.duration_s if b else None)
+    )
+    iterations = ov.iterations if ov.iterations is not None else (b.iterations if b else 100)
+    if warmup < 0:
+        raise BadInputError(f"--warmup must be 0 or more, got {warmup}")
+    if duration is None and (iterations is None or iterations < 1):
+        raise BadInputError(f"--iterations must be 1 or more, got {iterations}")
+    if duration is not None and duration <= 0:
+        raise BadInputError(f"--duration must be more than 0 seconds, got {duration}")
+    return BenchSettings(warmup=warmup, iterations=iterations if duration is None else None,
+                         duration_s=duration)
+
+
+def bench(
+    target: str | None = None, overrides: Overrides | None = None, *, status: Status = _quiet,
+    progress: Callable[[int, int | None, float], None] | None = None,
+    allow_network: bool = False, prepared: Prepared | None = None,
+) -> BenchOutput:
+    """Benchmark one configuration; Ctrl-C returns the partial result (status 'interrupted')."""
+    from aialliance_cli.results.stats import latency_stats
+    from aialliance_cli.runtime.bench import run_loop
+
+    ov = overrides or Overrides()
+    if prepared is None:
+        tgt = prepare_target(target, allow_network=allow_network, status=status)
+        settings = bench_settings(tgt, ov)
+        prepared = open_session(tgt, ov, status=status)
+    else:
+        settings = bench_settings(prepared.target, ov)
+    p = prepared
+    status(f"benchmarking on {p.built.ep}")
+    try:
+        m = run_loop(p.built.session, p.feeds, settings, progress)
+    except Exception as exc:
+        raise _run_error(exc, p.target) from exc
+    batch = _batch_of(p)
+    lat = m.latencies_ms
+    metrics: dict[str, Any] = {
+        "iterations": len(lat),
+        "warmup": m.warmup_done,
+        "wall_s": m.wall_s,
+        "session_create_s": p.built.create_s,
+        "session_memory_bytes": p.built.rss_added_bytes,
+        "peak_rss_bytes": m.peak_rss_bytes,
+        "cpu_percent": m.cpu_percent,
+        "cpu_percent_of_machine": m.cpu_percent_of_machine,
+    }
+    if lat:
+        stats = latency_stats(lat)
+        metrics["latency_ms"] = stats.to_dict()
+        busy_s = sum(lat) / 1e3
+        metrics["throughput_per_s"] = len(lat) / busy_s if busy_s else None
+        metrics["samples_per_s"] = batch * len(lat) / busy_s if busy_s else None
+    warnings = list(p.warnings)
+    status_ = "interrupted" if m.interrupted else "ok"
+    if m.interrupted:
+        warnings.append(f"interrupted after {len(lat)} measured iterations")
+    result = Result(
+        kind="bench", profile=p.target.profile_record(), model=p.target.model_info,
+        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=_ep_record(p),
+        settings=_settings_record(p, {
+            "warmup": settings.warmup, "iterations": settings.iterations,
+            "duration_s": settings.duration_s, "strict": ov.strict,
+        }),
+        metrics=metrics, status=status_, warnings=warnings,
+    )
+    return BenchOutput(result, p, lat)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def machine_summary(inventory: Any) -> str:
+    cpu = inventory.cpu
+    return f"{cpu.model_name} ({cpu.logical_cores} threads), {platform.system()}"

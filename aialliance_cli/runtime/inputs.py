@@ -1,0 +1,373 @@
+"""Inputs for a model: synthesized from the graph, read from files, or tokenized text.
+
+Any ONNX model from the wild gets inputs: every tensor dtype ONNX Runtime accepts,
+symbolic dimensions filled from ``dims`` (with aliases such as ``batch`` and
+``sequence``) or sensible defaults, and integer inputs that look like token ids,
+masks or indices given values in a valid range.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aialliance_cli.errors import BadInputError, ModelError
+
+ORT_DTYPES: dict[str, str] = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
+}
+
+# Aliases: a value given for the key applies to every symbolic dim matching the pattern.
+DIM_ALIASES: dict[str, re.Pattern[str]] = {
+    "batch": re.compile(r"(^|_)(batch|batch_size|bs|n|num_sequences)($|_)", re.I),
+    "sequence": re.compile(
+        r"(seq|sequence|length|len|tokens|num_tokens|max_length|encoder_sequence)", re.I
+    ),
+    "height": re.compile(r"(^h$|height)", re.I),
+    "width": re.compile(r"(^w$|width)", re.I),
+}
+DEFAULT_DIMS = {"batch": 1, "sequence": 128, "height": 224, "width": 224}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: str  # numpy dtype name ("float32", "int64", "bool", "str", "bfloat16")
+    shape: tuple[int | str | None, ...]  # ints, symbolic names, or None (unnamed)
+
+    @property
+    def symbolic(self) -> tuple[str, ...]:
+        return tuple(d for d in self.shape if isinstance(d, str))
+
+
+def input_specs(session: Any) -> list[InputSpec]:
+    specs = []
+    for node in session.get_inputs():
+        dtype = ORT_DTYPES.get(node.type)
+        if dtype is None:
+            raise ModelError(
+                f"input '{node.name}' has type {node.type}, which aia cannot synthesize "
+                "(sequence or map inputs); give it with --input FILE.npz"
+            )
+        shape = tuple(d if isinstance(d, (int, str)) or d is None else None for d in node.shape)
+        specs.append(InputSpec(node.name, dtype, shape))
+    return specs
+
+
+def model_dim_names(specs: Sequence[InputSpec]) -> set[str]:
+    return {d for s in specs for d in s.symbolic}
+
+
+def resolve_dims(specs: Sequence[InputSpec], given: Mapping[str, int]) -> dict[str, int]:
+    """Map every symbolic dim of the model to a value; refuse names the model lacks."""
+    names = model_dim_names(specs)
+    for key, value in given.items():
+        if int(value) <= 0:
+            raise BadInputError(f"dimension '{key}' must be a positive integer, got {value}")
+        if key not in names and not (
+            key in DIM_ALIASES and any(DIM_ALIASES[key].search(n) for n in names)
+        ):
+            known = ", ".join(sorted(names)) or "none (all its dimensions are fixed)"
+            raise BadInputError(
+                f"the model has no dimension named '{key}'; its symbolic dimensions are: "
+                f"{known}. Give values with --dim NAME=VALUE."
+            )
+    resolved: dict[str, int] = {}
+    for name in sorted(names):
+        if name in given:
+            resolved[name] = int(given[name])
+            continue
+        for alias, pattern in DIM_ALIASES.items():
+            if pattern.search(name):
+                resolved[name] = int(given.get(alias, DEFAULT_DIMS[alias]))
+                break
+        else:
+            resolved[name] = 1
+    return resolved
+
+
+def concrete_shape(spec: InputSpec, dims: Mapping[str, int]) -> tuple[int, ...]:
+    out = []
+    for d in spec.shape:
+        if isinstance(d, int) and d >= 0:
+            out.append(d)
+        elif isinstance(d, str):
+            out.append(int(dims[d]))
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def vocab_sizes(model_path: Path | None) -> dict[str, int]:
+    """For integer inputs that index an embedding table, the table's size (from the graph)."""
+    if model_path is None:
+        return {}
+    try:
+        import onnx
+
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception:
+        return {}
+    inits = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    graph_inputs = {i.name for i in model.graph.input}
+    sizes: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type == "Gather" and len(node.input) >= 2:
+            data, idx = node.input[0], node.input[1]
+            if idx in graph_inputs and data in inits and inits[data]:
+                sizes[idx] = max(sizes.get(idx, 0), int(inits[data][0]))
+    return sizes
+
+
+def _kind_of(name: str) -> str:
+    n = name.lower()
+    if "mask" in n:
+        return "mask"
+    if "token_type" in n or "segment" in n:
+        return "zeros"
+    if "position" in n:
+        return "positions"
+    if "ids" in n or "token" in n:
+        return "ids"
+    if "index" in n or "indices" in n:
+        return "indices"
+    return "other"
+
+
+def synthesize(
+    spec: InputSpec,
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    vocab: int | None = None,
+    how: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+) -> np.ndarray:
+    """Make one input tensor; ``how`` is random|zeros|ones|range (None: guess from the name)."""
+    dtype = spec.dtype
+    if dtype == "str":
+        return np.full(shape, "aia", dtype=object)
+    np_dtype = _np_dtype(dtype)
+    if how == "zeros":
+        return np.zeros(shape, dtype=np_dtype)
+    if how == "ones":
+        return np.ones(shape, dtype=np_dtype)
+    if how == "range":
+        return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape).astype(np_dtype)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5 if how == "random" else np.ones(shape, dtype=bool)
+    if np.issubdtype(np.dtype(np_dtype), np.integer):
+        kind = "other" if how == "random" else _kind_of(spec.name)
+        if kind == "mask":
+            return np.ones(shape, dtype=np_dtype)
+        if kind == "zeros":
+            return np.zeros(shape, dtype=np_dtype)
+        if kind == "positions" and shape:
+            return np.broadcast_to(np.arange(shape[-1]), shape).astype(np_dtype).copy()
+        info = np.iinfo(np.dtype(np_dtype))
+        if low is not None or high is not None:
+            lo, hi = int(low or 0), int(high if high is not None else 100)
+        elif kind == "ids":
+            # Token ids: stay clear of special tokens at the low end where the vocabulary is known.
+            lo, hi = (min(1000, (vocab or 1000) // 4), vocab) if vocab else (0, 100)
+        elif kind == "indices" and shape:
+            lo, hi = 0, max(1, shape[-1])
+        else:
+            lo, hi = 0, 10
+        lo, hi = max(lo, int(info.min)), min(hi, int(info.max) + 1)
+        return rng.integers(lo, max(hi, lo + 1), size=shape).astype(np_dtype)
+    lo = 0.0 if low is None else float(low)
+    hi = 1.0 if high is None else float(high)
+    if low is None and high is None and how != "random":
+        values = rng.standard_normal(shape)
+    else:
+        values = rng.uniform(lo, hi, size=shape)
+    return values.astype(np_dtype)
+
+
+def _np_dtype(dtype: str) -> Any:
+    if dtype == "bfloat16":
+        try:
+            import ml_dtypes
+
+            return ml_dtypes.bfloat16
+        except ImportError as exc:
+            raise ModelError(
+                "the model takes bfloat16 inputs; install ml_dtypes to synthesize them"
+            ) from exc
+    return np.dtype(dtype)
+
+
+def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]:
+    """Read a .npy (one array) or .npz (named arrays) file."""
+    if not path.is_file():
+        raise BadInputError(f"input file {path} does not exist")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            if key is not None:
+                if key not in arrays:
+                    raise BadInputError(
+                        f"input file {path} has no array '{key}' (it has: {', '.join(arrays)})"
+                    )
+                return {key: arrays[key]}
+            return arrays
+        arr = np.load(path, allow_pickle=False)
+    except BadInputError:
+        raise
+    except Exception as exc:
+        raise BadInputError(f"cannot read input file {path}: {exc}") from exc
+    return {key or path.stem: arr}
+
+
+def check_feeds(specs: Sequence[InputSpec], feeds: Mapping[str, np.ndarray]) -> None:
+    """Refuse feeds whose names, dtypes or fixed dimensions do not match the model."""
+    by_name = {s.name: s for s in specs}
+    for name in feeds:
+        if name not in by_name:
+            raise ModelError(
+                f"the model has no input named '{name}'; its inputs are: {', '.join(by_name)}"
+            )
+    for spec in specs:
+        if spec.name not in feeds:
+            raise ModelError(f"no value for the model's input '{spec.name}'")
+        arr = feeds[spec.name]
+        want = spec.dtype
+        got = "str" if arr.dtype == object or arr.dtype.kind in "US" else str(arr.dtype)
+        if want != got:
+            raise ModelError(
+                f"input '{spec.name}' must be {want}, got {got} with shape {tuple(arr.shape)}"
+            )
+        if len(arr.shape) != len(spec.shape):
+            raise ModelError(
+                f"input '{spec.name}' must have {len(spec.shape)} dimensions "
+                f"{_fmt_shape(spec.shape)}, got shape {tuple(arr.shape)}"
+            )
+        for axis, (d, n) in enumerate(zip(spec.shape, arr.shape, strict=True)):
+            if isinstance(d, int) and d >= 0 and d != n:
+                raise ModelError(
+                    f"input '{spec.name}' must have size {d} on axis {axis} "
+                    f"{_fmt_shape(spec.shape)}, got shape {tuple(arr.shape)}"
+                )
+
+
+def _fmt_shape(shape: Sequence[int | str | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def tokenize(
+    texts: Sequence[str], tokenizer_path: Path, batch: int, max_length: int
+) -> dict[str, np.ndarray]:
+    """Token ids, attention mask and token type ids from text, padded to ``max_length``."""
+    tok_file = tokenizer_path / "tokenizer.json" if tokenizer_path.is_dir() else tokenizer_path
+    if not tok_file.is_file():
+        raise BadInputError(
+            f"no tokenizer at {tokenizer_path} (expected a tokenizer.json); "
+            "name one with inputs.text.tokenizer in the profile"
+        )
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - tokenizers is a core dependency
+        raise BadInputError("tokenizing text needs the 'tokenizers' package") from exc
+    tok = Tokenizer.from_file(str(tok_file))
+    tok.enable_truncation(max_length=max_length)
+    pad_id = tok.token_to_id("[PAD]")
+    if pad_id is None:
+        pad_id = tok.token_to_id("<pad>") or 0
+    tok.enable_padding(length=max_length, pad_id=pad_id)
+    batch_texts = [texts[i % len(texts)] for i in range(batch)]
+    encs = tok.encode_batch(batch_texts)
+    return {
+        "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+    }
+
+
+@dataclass(frozen=True)
+class TensorRule:
+    """How to make one named input (from a profile's inputs.tensors or the CLI)."""
+
+    synthesize: str | None = None  # random|zeros|ones|range
+    value: Any = None
+    file: Path | None = None
+    key: str | None = None
+    dtype: str | None = None
+    low: float | None = None
+    high: float | None = None
+    seed: int | None = None
+    shape: tuple[int, ...] | None = None  # overrides the graph's shape (unnamed dims)
+
+
+def build_feeds(
+    specs: Sequence[InputSpec],
+    dims: Mapping[str, int],
+    *,
+    rules: Mapping[str, TensorRule] | None = None,
+    provided: Mapping[str, np.ndarray] | None = None,
+    vocab: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """One complete, checked set of inputs; ``provided`` wins, then ``rules``, then synthesis."""
+    rules = dict(rules or {})
+    provided = dict(provided or {})
+    names = {s.name for s in specs}
+    for name in rules:
+        if name not in names:
+            raise BadInputError(
+                f"the profile gives inputs.tensors.{name}, but the model has no input '{name}'; "
+                f"its inputs are: {', '.join(sorted(names))}"
+            )
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        rule = rules.get(spec.name)
+        shape = rule.shape if rule is not None and rule.shape else concrete_shape(spec, dims)
+        if spec.name in provided:
+            arr = np.asarray(provided[spec.name])
+            if arr.dtype.kind in "iuf" and spec.dtype not in ("str", "bool", "bfloat16"):
+                if arr.dtype.kind == np.dtype(spec.dtype).kind or arr.dtype.kind in "iu":
+                    arr = arr.astype(spec.dtype, copy=False)
+            feeds[spec.name] = arr
+            continue
+        if rule is not None and rule.file is not None:
+            arrays = load_array_file(rule.file, rule.key)
+            arr = next(iter(arrays.values()))
+            feeds[spec.name] = arr.astype(rule.dtype or spec.dtype, copy=False)
+        elif rule is not None and rule.value is not None:
+            arr = np.array(rule.value, dtype=_np_dtype(rule.dtype or spec.dtype))
+            if arr.ndim == 0 and len(shape) > 0:
+                arr = np.full(shape, arr, dtype=arr.dtype)
+            feeds[spec.name] = arr
+        else:
+            r = rng if rule is None or rule.seed is None else np.random.default_rng(rule.seed + seed)
+            feeds[spec.name] = synthesize(
+                spec,
+                shape,
+                r,
+                vocab=(vocab or {}).get(spec.name),
+                how=rule.synthesize if rule else None,
+                low=rule.low if rule else None,
+                high=rule.high if rule else None,
+            )
+    check_feeds(specs, feeds)
+    return feeds
