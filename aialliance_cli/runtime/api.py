@@ -323,14 +323,31 @@ def open_session(
 
 
 def _placement(built: BuiltSession, target: Target, dims: dict[str, int]) -> Any:
+    """Where the nodes ran, read from ONNX Runtime, with FLOP shares where countable."""
+    from aialliance_cli.analysis.placement import read_placement
+
+    model, flops = _flops(target.model_path, dims)
     try:
-        from aialliance_cli.analysis.placement import read_placement
-    except ImportError:
+        return read_placement(built.session, model, flops, built.ep)
+    except Exception:  # placement is a report, never a reason to fail the run
         return None
-    try:
-        return read_placement(built.session, None, None, built.ep)
-    except Exception:
-        return None
+
+
+_FLOPS_CACHE: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[Any, Any]] = {}
+
+
+def _flops(model_path: Path, dims: dict[str, int]) -> tuple[Any, Any]:
+    key = (str(model_path), tuple(sorted(dims.items())))
+    if key not in _FLOPS_CACHE:
+        try:
+            from aialliance_cli.analysis.flops import count_flops
+            from aialliance_cli.analysis.graph import load_model_proto
+
+            model = load_model_proto(model_path)
+            _FLOPS_CACHE[key] = (model, count_flops(model, dims))
+        except Exception:
+            _FLOPS_CACHE[key] = (None, None)
+    return _FLOPS_CACHE[key]
 
 
 # ----------------------------------------------------------------------------- records
