@@ -24,10 +24,13 @@ def detect(
 ) -> None:
     """Show this machine's CPU, memory, GPUs/NPUs, ONNX Runtime, and the EP plan."""
     from aialliance_cli.hardware import detect as detect_inventory
-    from aialliance_cli.providers.planner import plan
+    from aialliance_cli.providers.planner import plan, plan_for_machine
 
     inventory = detect_inventory(root, vendor_libs=not no_vendor_libs)
-    the_plan = plan(inventory, inventory.software.available_providers)
+    if str(root) == "/":
+        the_plan = plan_for_machine(inventory=inventory)  # registers plugin EPs too
+    else:  # a fake tree: plan against the EPs it was recorded with
+        the_plan = plan(inventory, inventory.software.available_providers)
     if json_:
         from aialliance_cli.cli.output import print_json
 
@@ -97,6 +100,6 @@ def render_plan(the_plan: Any) -> None:
         show(table("Passed over", ["EP", "why"], [(p.ep, p.reason) for p in the_plan.passed_over]))
     if the_plan.unlocks:
         show(table("Hardware present but not usable yet", ["device", "why", "to unlock"],
-                   [(u.device, u.reason, u.pip) for u in the_plan.unlocks]))
+                   [(u.device, u.reason, u.pip or u.url or "") for u in the_plan.unlocks]))
     for w in the_plan.warnings:
         warn(w)

@@ -117,6 +117,7 @@ class Overrides:
     strict: bool = False
     input_sets: int = 1
     allow_custom_ops: bool = False
+    min_coverage: float | None = None  # percent of FLOPs (or nodes) on the requested EP
 
 
 def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tuple[SessionSpec, Any]:
@@ -125,7 +126,7 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
 
     from aialliance_cli.hardware import detect
     from aialliance_cli.providers.catalogue import install_hint, resolve_ep_name
-    from aialliance_cli.providers.planner import Preferences, plan
+    from aialliance_cli.providers.planner import Preferences, plan_for_machine
 
     inventory = inventory or detect()
     prof = target.profile
@@ -136,9 +137,10 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
             prefer=tuple(resolve_ep_name(n) for n in (p.prefer or ())),
             options={resolve_ep_name(k): dict(v) for k, v in (p.options or {}).items()},
             exclude=tuple(resolve_ep_name(n) for n in (p.exclude or ())),
+            devices={k: resolve_ep_name(v) for k, v in (p.devices or {}).items()},
         )
-    available = list(ort.get_available_providers())
-    the_plan = plan(inventory, available, prefs)
+    the_plan = plan_for_machine(prefs, inventory=inventory)
+    available = list(dict.fromkeys([*ort.get_available_providers(), *the_plan.eps]))
     choices = list(the_plan.choices)
     warnings: list[str] = []
     if ov.ep:
@@ -171,7 +173,11 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     spec = SessionSpec(
         ep=first.ep,
         options=dict(first.options),
-        fallbacks=tuple((c.ep, dict(c.options)) for c in rest),
+        source=getattr(first, "source", "build"),
+        device_kind=first.device_kind,
+        fallbacks=tuple(
+            (c.ep, dict(c.options), getattr(c, "source", "build"), c.device_kind) for c in rest
+        ),
         intra_op_threads=threads or 0,
         inter_op_threads=sess_cfg.inter_op_threads if sess_cfg else 0,
         graph_optimization_level=sess_cfg.graph_optimization_level if sess_cfg else "all",
@@ -317,8 +323,7 @@ def open_session(
         warnings.append(f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}")
     feeds, dims = make_feeds(built.session, target, ov, n_sets=ov.input_sets)
     placement = _placement(built, target, dims)
-    if placement is not None and getattr(placement, "share_nodes_requested", 1.0) < 1.0:
-        warnings.append(placement.summary_line())
+    _coverage_gate(placement, built, target, ov, warnings)
     return Prepared(target, built, feeds, dims, the_plan, choice, warnings, inventory, placement)
 
 
@@ -328,9 +333,33 @@ def _placement(built: BuiltSession, target: Target, dims: dict[str, int]) -> Any
 
     model, flops = _flops(target.model_path, dims)
     try:
-        return read_placement(built.session, model, flops, built.ep)
+        return read_placement(built.session, model, flops, built.spec.ep)
     except Exception:  # placement is a report, never a reason to fail the run
         return None
+
+
+def _coverage_gate(
+    placement: Any, built: BuiltSession, target: Target, ov: Overrides, warnings: list[str]
+) -> None:
+    """Warn below 100% on the requested EP; refuse (exit 3) below --min-coverage."""
+    if placement is None:
+        return
+    share = placement.share_flops_requested
+    what = "FLOPs"
+    if share is None:
+        share, what = placement.share_nodes_requested, "nodes"
+    if share is None:
+        return
+    if share < 1.0:
+        warnings.append(f"coverage below 100%: {placement.summary_line()}")
+    minimum = ov.min_coverage
+    if minimum is None and target.profile is not None and target.profile.bench is not None:
+        minimum = target.profile.bench.min_coverage
+    if minimum is not None and share * 100 < minimum:
+        raise UnavailableError(
+            f"{built.spec.ep} ran {share * 100:.1f}% of the {what} of {target.name}, below "
+            f"the minimum coverage of {minimum:g}%: {placement.summary_line()}"
+        )
 
 
 _FLOPS_CACHE: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[Any, Any]] = {}

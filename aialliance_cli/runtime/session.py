@@ -31,7 +31,10 @@ class SessionSpec:
 
     ep: str
     options: dict[str, Any] = field(default_factory=dict)
-    fallbacks: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # Each fallback: (ep, options) or (ep, options, source, device_kind).
+    fallbacks: tuple[tuple[Any, ...], ...] = ()
+    source: str = "build"  # "plugin": chosen through its devices (add_provider_for_devices)
+    device_kind: str | None = None
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     graph_optimization_level: str = "all"
@@ -112,10 +115,22 @@ def _stringify(options: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in options.items()}
 
 
-def _try_build(model: Path, spec: SessionSpec, ep: str, options: dict[str, Any]) -> Any:
+def _try_build(
+    model: Path, spec: SessionSpec, ep: str, options: dict[str, Any],
+    source: str = "build", device_kind: str | None = None,
+) -> Any:
     import onnxruntime as ort
 
     so = session_options(spec)
+    if source == "plugin":
+        # A plugin EP asked for by name silently runs on the CPU: choose it by device.
+        from aialliance_cli.providers.plugins import select_ep_devices
+
+        devices = select_ep_devices(ort, ep, device_kind)
+        if not devices:
+            raise RuntimeError(f"plugin EP {ep} offers no {device_kind or ''} device")
+        so.add_provider_for_devices(devices, _stringify(options))
+        return ort.InferenceSession(os.fspath(model), sess_options=so)
     providers: list[Any] = [(ep, _stringify(options))] if options else [ep]
     if ep != "CPUExecutionProvider":
         # Name the CPU EP explicitly so that nodes the EP cannot take have a home;
@@ -133,11 +148,14 @@ def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
-    attempts = [(spec.ep, dict(spec.options)), *spec.fallbacks]
+    attempts = [(spec.ep, dict(spec.options), spec.source, spec.device_kind), *spec.fallbacks]
     fallbacks: list[Fallback] = []
     last_error = ""
-    for i, (ep, options) in enumerate(attempts):
-        if ep not in available:
+    for i, attempt in enumerate(attempts):
+        ep, options = attempt[0], attempt[1]
+        source = attempt[2] if len(attempt) > 2 else "build"
+        device_kind = attempt[3] if len(attempt) > 3 else None
+        if ep not in available and source != "plugin":
             last_error = f"{ep} is not in this ONNX Runtime build"
             if spec.strict and i == 0:
                 raise UnavailableError(
@@ -150,7 +168,7 @@ def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
         before = _rss()
         t0 = time.perf_counter()
         try:
-            sess = _try_build(model, spec, ep, options)
+            sess = _try_build(model, spec, ep, options, source, device_kind)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             msg = _gist(exc)
             if _is_model_problem(msg):
