@@ -337,6 +337,12 @@ def build_feeds(
                 f"the profile gives inputs.tensors.{name}, but the model has no input '{name}'; "
                 f"its inputs are: {', '.join(sorted(names))}"
             )
+    for name in provided:
+        if name not in names:
+            raise ModelError(
+                f"an input file gives '{name}', but the model has no input named '{name}'; "
+                f"its inputs are: {', '.join(sorted(names))}"
+            )
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
@@ -344,9 +350,12 @@ def build_feeds(
         shape = rule.shape if rule is not None and rule.shape else concrete_shape(spec, dims)
         if spec.name in provided:
             arr = np.asarray(provided[spec.name])
-            if arr.dtype.kind in "iuf" and spec.dtype not in ("str", "bool", "bfloat16"):
-                if arr.dtype.kind == np.dtype(spec.dtype).kind or arr.dtype.kind in "iu":
-                    arr = arr.astype(spec.dtype, copy=False)
+            # Same kind, other width (float64 from np.ones, int32 ids): cast; other kinds: refuse.
+            if spec.dtype not in ("str", "bool", "bfloat16") and arr.dtype.kind in "iuf" and (
+                arr.dtype.kind == np.dtype(spec.dtype).kind
+                or {arr.dtype.kind, np.dtype(spec.dtype).kind} <= {"i", "u"}
+            ):
+                arr = arr.astype(spec.dtype, copy=False)
             feeds[spec.name] = arr
             continue
         if rule is not None and rule.file is not None:

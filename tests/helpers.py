@@ -1,0 +1,69 @@
+"""Small real ONNX models built by the tests with onnx.helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def matmul_model(path: Path, *, batch: str | int = "batch", k: int = 16, n: int = 8) -> Path:
+    """y = relu(x @ W): x (batch, k) float32."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "W")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, n])
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    graph = helper.make_graph(nodes, "mm", [x], [y], initializer=[w])
+    return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def embedding_model(path: Path, vocab: int = 50) -> Path:
+    """Token ids -> embedding rows, masked: exercises id ranges and masks."""
+    table = numpy_helper.from_array(
+        np.random.default_rng(1).standard_normal((vocab, 4)).astype(np.float32), "E"
+    )
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "sequence", 4])
+    nodes = [
+        helper.make_node("Gather", ["E", "input_ids"], ["g"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["m", "axes"], ["m3"]),
+        helper.make_node("Mul", ["g", "m3"], ["out"]),
+    ]
+    axes = numpy_helper.from_array(np.array([-1], dtype=np.int64), "axes")
+    graph = helper.make_graph(nodes, "emb", [ids, mask], [out], initializer=[table, axes])
+    return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+ALL_DTYPES = {
+    "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16, "f64": TensorProto.DOUBLE,
+    "i8": TensorProto.INT8, "i16": TensorProto.INT16, "i32": TensorProto.INT32,
+    "i64": TensorProto.INT64, "u8": TensorProto.UINT8, "u16": TensorProto.UINT16,
+    "u32": TensorProto.UINT32, "u64": TensorProto.UINT64, "b": TensorProto.BOOL,
+    "s": TensorProto.STRING,
+}
+
+
+def identity_all_dtypes(path: Path) -> Path:
+    """One Identity per tensor dtype ONNX Runtime accepts, with symbolic and unnamed dims."""
+    inputs, outputs, nodes = [], [], []
+    for name, dt in ALL_DTYPES.items():
+        inputs.append(helper.make_tensor_value_info(f"in_{name}", dt, ["batch", None, 3]))
+        outputs.append(helper.make_tensor_value_info(f"out_{name}", dt, ["batch", None, 3]))
+        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
+    graph = helper.make_graph(nodes, "dtypes", inputs, outputs)
+    return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def fixed_batch_model(path: Path) -> Path:
+    return matmul_model(path, batch=1)
