@@ -18,7 +18,9 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
 
 def matmul_model(path: Path, *, batch: str | int = "batch", k: int = 16, n: int = 8) -> Path:
     """y = relu(x @ W): x (batch, k) float32."""
-    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "W")
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "W"
+    )
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, k])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, n])
     nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
@@ -46,10 +48,18 @@ def embedding_model(path: Path, vocab: int = 50) -> Path:
 
 
 ALL_DTYPES = {
-    "f32": TensorProto.FLOAT, "f16": TensorProto.FLOAT16, "f64": TensorProto.DOUBLE,
-    "i8": TensorProto.INT8, "i16": TensorProto.INT16, "i32": TensorProto.INT32,
-    "i64": TensorProto.INT64, "u8": TensorProto.UINT8, "u16": TensorProto.UINT16,
-    "u32": TensorProto.UINT32, "u64": TensorProto.UINT64, "b": TensorProto.BOOL,
+    "f32": TensorProto.FLOAT,
+    "f16": TensorProto.FLOAT16,
+    "f64": TensorProto.DOUBLE,
+    "i8": TensorProto.INT8,
+    "i16": TensorProto.INT16,
+    "i32": TensorProto.INT32,
+    "i64": TensorProto.INT64,
+    "u8": TensorProto.UINT8,
+    "u16": TensorProto.UINT16,
+    "u32": TensorProto.UINT32,
+    "u64": TensorProto.UINT64,
+    "b": TensorProto.BOOL,
     "s": TensorProto.STRING,
 }
 

@@ -22,16 +22,34 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json({"root": str(user_dirs().models), "entries": [
-            {"key": e.key, "path": str(e.path), "source": e.source, "created": e.created,
-             "size_bytes": e.size_bytes} for e in entries]})
+        print_json(
+            {
+                "root": str(user_dirs().models),
+                "entries": [
+                    {
+                        "key": e.key,
+                        "path": str(e.path),
+                        "source": e.source,
+                        "created": e.created,
+                        "size_bytes": e.size_bytes,
+                    }
+                    for e in entries
+                ],
+            }
+        )
         return
     from aialliance_cli.cli.output import fmt_bytes, show, table
 
     rows = [(e.key, _describe(e.source), fmt_bytes(e.size_bytes), str(e.created)) for e in entries]
     total = sum(e.size_bytes or 0 for e in entries)
-    show(table(f"Model cache: {user_dirs().models}", ["key", "source", "size", "created"], rows,
-               caption=f"{len(entries)} entries, {fmt_bytes(total)}"))
+    show(
+        table(
+            f"Model cache: {user_dirs().models}",
+            ["key", "source", "size", "created"],
+            rows,
+            caption=f"{len(entries)} entries, {fmt_bytes(total)}",
+        )
+    )
 
 
 def _describe(source: dict) -> str:
@@ -41,8 +59,7 @@ def _describe(source: dict) -> str:
 @app.command("clear")
 @handles_errors
 def clear(
-    keys: Annotated[list[str] | None, typer.Argument(help="Keys to remove (default: all).")]
-    = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="Keys to remove (default: all).")] = None,
 ) -> None:
     """Remove cached models (all, or the given keys)."""
     from aialliance_cli.cli.output import fmt_bytes, info

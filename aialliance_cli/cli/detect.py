@@ -34,8 +34,9 @@ def detect(
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json({"schema": "aia.detect/1", "inventory": inventory.to_dict(),
-                    "plan": the_plan.to_dict()})
+        print_json(
+            {"schema": "aia.detect/1", "inventory": inventory.to_dict(), "plan": the_plan.to_dict()}
+        )
         return
     render_inventory(inventory)
     render_plan(the_plan)
@@ -50,18 +51,25 @@ def render_inventory(inv: Any) -> None:
         for c in cpu.caches
     )
     clock = " / ".join(
-        f"{label} {v / 1000:.2f} GHz" for label, v in (("base", cpu.base_mhz), ("max", cpu.max_mhz))
+        f"{label} {v / 1000:.2f} GHz"
+        for label, v in (("base", cpu.base_mhz), ("max", cpu.max_mhz))
         if v
     )
     rows = [
         ("CPU", f"{cpu.model_name} ({cpu.vendor}, {cpu.architecture})"),
-        ("Cores", f"{cpu.physical_cores} physical, {cpu.logical_cores} logical, "
-                  f"{cpu.sockets} socket(s), {cpu.numa_nodes} NUMA node(s)"),
+        (
+            "Cores",
+            f"{cpu.physical_cores} physical, {cpu.logical_cores} logical, "
+            f"{cpu.sockets} socket(s), {cpu.numa_nodes} NUMA node(s)",
+        ),
         ("Clock", clock or "not reported"),
         ("Caches", caches or "not reported"),
         ("ISA", " ".join(cpu.features) or "none of note"),
-        ("Memory", f"{fmt_bytes(inv.memory.total_bytes)} total, "
-                   f"{fmt_bytes(inv.memory.available_bytes)} available"),
+        (
+            "Memory",
+            f"{fmt_bytes(inv.memory.total_bytes)} total, "
+            f"{fmt_bytes(inv.memory.available_bytes)} available",
+        ),
     ]
     for i, acc in enumerate(inv.accelerators):
         bits = [acc.vendor, f"driver {acc.driver or 'none'}"]
@@ -99,7 +107,12 @@ def render_plan(the_plan: Any) -> None:
     if the_plan.passed_over:
         show(table("Passed over", ["EP", "why"], [(p.ep, p.reason) for p in the_plan.passed_over]))
     if the_plan.unlocks:
-        show(table("Hardware present but not usable yet", ["device", "why", "to unlock"],
-                   [(u.device, u.reason, u.pip or u.url or "") for u in the_plan.unlocks]))
+        show(
+            table(
+                "Hardware present but not usable yet",
+                ["device", "why", "to unlock"],
+                [(u.device, u.reason, u.pip or u.url or "") for u in the_plan.unlocks],
+            )
+        )
     for w in the_plan.warnings:
         warn(w)

@@ -19,10 +19,15 @@ Target = Annotated[
 ]
 Ep = Annotated[
     str | None,
-    typer.Option("--ep", help="Execution provider: cpu, openvino, cuda, tensorrt, migraphx, "
-                 "dml, ... (default: the first of the plan)."),
+    typer.Option(
+        "--ep",
+        help="Execution provider: cpu, openvino, cuda, tensorrt, migraphx, "
+        "dml, ... (default: the first of the plan).",
+    ),
 ]
-Threads = Annotated[int | None, typer.Option("--threads", help="Intra-op threads (0: ORT default).")]
+Threads = Annotated[
+    int | None, typer.Option("--threads", help="Intra-op threads (0: ORT default).")
+]
 Batch = Annotated[int | None, typer.Option("--batch", help="Batch size (the 'batch' dimension).")]
 Dims = Annotated[
     list[str] | None,

@@ -49,8 +49,13 @@ def info(message: str) -> None:
     stderr_console().print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-          *, caption: str | None = None) -> Any:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    caption: str | None = None,
+) -> Any:
     from rich.table import Table
 
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
@@ -96,8 +101,12 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
     )
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=stderr_console(), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=True,
     ) as prog:
         task = prog.add_task(description, total=None)
 

@@ -22,17 +22,30 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json([
-            {"name": e.name, "path": str(e.path), "origin": e.origin, "task": e.task,
-             "description": e.description, "default": e.name == DEFAULT_PROFILE}
-            for e in entries
-        ])
+        print_json(
+            [
+                {
+                    "name": e.name,
+                    "path": str(e.path),
+                    "origin": e.origin,
+                    "task": e.task,
+                    "description": e.description,
+                    "default": e.name == DEFAULT_PROFILE,
+                }
+                for e in entries
+            ]
+        )
         return
     from aialliance_cli.cli.output import show, table
 
     rows = [
-        (e.name + (" (default)" if e.name == DEFAULT_PROFILE else ""), e.task or "", e.origin,
-         e.description or "", str(e.path))
+        (
+            e.name + (" (default)" if e.name == DEFAULT_PROFILE else ""),
+            e.task or "",
+            e.origin,
+            e.description or "",
+            str(e.path),
+        )
         for e in entries
     ]
     show(table("Profiles", ["name", "task", "origin", "description", "path"], rows))
@@ -42,8 +55,9 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
 @handles_errors
 def show_(
     name: Annotated[str, typer.Argument(help="Profile name or file.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print the validated profile as JSON.")]
-    = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the validated profile as JSON.")
+    ] = False,
 ) -> None:
     """Print a profile (its YAML, or the validated fields as JSON)."""
     from aialliance_cli.profiles import load_profile
@@ -52,9 +66,15 @@ def show_(
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json({"name": loaded.profile.name, "path": str(loaded.path),
-                    "origin": loaded.origin, "sha256": loaded.sha256,
-                    "profile": loaded.profile.model_dump(mode="json", exclude_none=True)})
+        print_json(
+            {
+                "name": loaded.profile.name,
+                "path": str(loaded.path),
+                "origin": loaded.origin,
+                "sha256": loaded.sha256,
+                "profile": loaded.profile.model_dump(mode="json", exclude_none=True),
+            }
+        )
         return
     from rich.syntax import Syntax
 
@@ -78,8 +98,12 @@ def validate(
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json([{"path": str(p), "valid": e is None, "error": None if e is None else str(e)}
-                    for p, e in outcomes])
+        print_json(
+            [
+                {"path": str(p), "valid": e is None, "error": None if e is None else str(e)}
+                for p, e in outcomes
+            ]
+        )
     else:
         from aialliance_cli.cli.output import error, stderr_console
 

@@ -20,8 +20,9 @@ def run(
     dim: o.Dims = None,
     text: o.Text = None,
     input: o.InputFiles = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Save the outputs to an .npz file.")]
-    = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Save the outputs to an .npz file.")
+    ] = None,
     json_: o.Json = False,
     strict: o.Strict = False,
     allow_network: o.AllowNetwork = False,
@@ -36,9 +37,16 @@ def run(
 
     o.check_positive("--batch", batch)
     o.check_positive("--threads", threads, zero_ok=True)
-    ov = Overrides(ep=ep, threads=threads, batch=batch, dims=o.parse_dims(dim), text=text,
-                   input_files=tuple(input or ()), strict=strict,
-                   allow_custom_ops=allow_custom_ops)
+    ov = Overrides(
+        ep=ep,
+        threads=threads,
+        batch=batch,
+        dims=o.parse_dims(dim),
+        text=text,
+        input_files=tuple(input or ()),
+        strict=strict,
+        allow_custom_ops=allow_custom_ops,
+    )
     with spinner("preparing", enabled=not json_) as update:
         out = run_model(target, ov, status=update, allow_network=allow_network)
     if save is not None:
@@ -72,14 +80,25 @@ def _render(out: Any, data: dict[str, Any]) -> None:
     ep = data["ep"]
     rows = []
     for name, s in data["metrics"]["outputs"].items():
-        summary = (f"min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  "
-                   f"std {s['std']:.4g}" if "mean" in s else "")
+        summary = (
+            f"min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}"
+            if "mean" in s
+            else ""
+        )
         rows.append((name, "×".join(map(str, s["shape"])), s["dtype"], summary))
-    caption = (f"ran on {ep['name']} ({ep.get('device') or 'default device'}) in "
-               f"{data['metrics']['latency_ms']:.2f} ms; session built in "
-               f"{data['metrics']['session_create_s']:.2f} s")
-    show(table(f"{data['profile']['name']}: outputs", ["output", "shape", "dtype", "summary"],
-               rows, caption=caption))
+    caption = (
+        f"ran on {ep['name']} ({ep.get('device') or 'default device'}) in "
+        f"{data['metrics']['latency_ms']:.2f} ms; session built in "
+        f"{data['metrics']['session_create_s']:.2f} s"
+    )
+    show(
+        table(
+            f"{data['profile']['name']}: outputs",
+            ["output", "shape", "dtype", "summary"],
+            rows,
+            caption=caption,
+        )
+    )
     if out.embedding is not None:
         emb = out.embedding
         head = np.array2string(emb[0][:8], precision=4, separator=", ")

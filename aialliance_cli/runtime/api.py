@@ -78,7 +78,11 @@ def prepare_target(
         return Target(
             name=path.stem,
             model_path=path.resolve(),
-            model_info={"path": str(path.resolve()), "source": "file", "size_bytes": info.size_bytes},
+            model_info={
+                "path": str(path.resolve()),
+                "source": "file",
+                "size_bytes": info.size_bytes,
+            },
         )
     from aialliance_cli.models.sources import ModelSpec, resolve_model
     from aialliance_cli.profiles import load_profile
@@ -118,6 +122,8 @@ class Overrides:
     input_sets: int = 1
     allow_custom_ops: bool = False
     min_coverage: float | None = None  # percent of FLOPs (or nodes) on the requested EP
+    until_stable: float | None = None  # percent: measure until the median's CI is this narrow
+    energy: bool = True  # sample RAPL/NVML/amdsmi power, clocks and temperatures
 
 
 def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tuple[SessionSpec, Any]:
@@ -159,8 +165,8 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
             warnings.append(msg.strip() + f" Using {choices[0].ep} instead.")
     first, rest = choices[0], choices[1:]
     sess_cfg = prof.session if prof is not None else None
-    threads = ov.threads if ov.threads is not None else (
-        sess_cfg.intra_op_threads if sess_cfg else 0
+    threads = (
+        ov.threads if ov.threads is not None else (sess_cfg.intra_op_threads if sess_cfg else 0)
     )
     custom = None
     if prof is not None and prof.custom_ops_library:
@@ -193,8 +199,13 @@ def _adhoc_choice(ep: str, options: dict[str, Any]) -> Any:
     from aialliance_cli.providers.planner import PlanChoice
 
     return PlanChoice(
-        ep=ep, short=ep, device="default", device_kind="unknown", options=dict(options),
-        reason="asked for with --ep", score=0,
+        ep=ep,
+        short=ep,
+        device="default",
+        device_kind="unknown",
+        options=dict(options),
+        reason="asked for with --ep",
+        score=0,
     )
 
 
@@ -244,7 +255,8 @@ def make_feeds(
                 high=getattr(t, "high", None),
                 seed=getattr(t, "seed", None),
                 shape=tuple(given.get(d, 1) if isinstance(d, str) else int(d) for d in t.shape)
-                if t.shape else None,
+                if t.shape
+                else None,
             )
     text_cfg = prof.inputs.text if prof is not None and prof.inputs is not None else None
     texts: list[str] | None = None
@@ -307,8 +319,13 @@ class Prepared:
 
 
 def open_session(
-    target: Target, ov: Overrides, *, status: Status = _quiet, inventory: Any = None,
-    enable_profiling: bool = False, profile_prefix: str | None = None,
+    target: Target,
+    ov: Overrides,
+    *,
+    status: Status = _quiet,
+    inventory: Any = None,
+    enable_profiling: bool = False,
+    profile_prefix: str | None = None,
 ) -> Prepared:
     """Plan, build the session (with fallback), make the inputs."""
     from aialliance_cli.hardware import detect
@@ -446,7 +463,10 @@ class RunOutput:
 
 
 def run(
-    target: str | None = None, overrides: Overrides | None = None, *, status: Status = _quiet,
+    target: str | None = None,
+    overrides: Overrides | None = None,
+    *,
+    status: Status = _quiet,
     allow_network: bool = False,
 ) -> RunOutput:
     """Run the model once on the chosen EP and return its outputs."""
@@ -475,9 +495,15 @@ def run(
             "norm": [float(x) for x in np.linalg.norm(embedding, axis=-1).ravel()],
         }
     result = Result(
-        kind="run", profile=tgt.profile_record(), model=tgt.model_info,
-        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=_ep_record(p),
-        settings=_settings_record(p, {}), metrics=metrics, warnings=list(p.warnings),
+        kind="run",
+        profile=tgt.profile_record(),
+        model=tgt.model_info,
+        machine=p.inventory.to_dict(),
+        onnxruntime=_ort_record(p.inventory),
+        ep=_ep_record(p),
+        settings=_settings_record(p, {}),
+        metrics=metrics,
+        warnings=list(p.warnings),
     )
     return RunOutput(result, outputs, embedding, p)
 
@@ -496,8 +522,7 @@ def _summary(arr: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype)}
     if a.size and a.dtype.kind in "fiub":
         f = a.astype(np.float64)
-        out.update(min=float(f.min()), max=float(f.max()), mean=float(f.mean()),
-                   std=float(f.std()))
+        out.update(min=float(f.min()), max=float(f.max()), mean=float(f.mean()), std=float(f.std()))
         out["finite"] = bool(np.isfinite(f).all())
     return out
 
@@ -545,8 +570,10 @@ def bench_settings(target: Target, ov: Overrides) -> Any:
 
     b = target.profile.bench if target.profile is not None else None
     warmup = ov.warmup if ov.warmup is not None else (b.warmup if b else 10)
-    duration = ov.duration_s if ov.duration_s is not None else (
-        None if ov.iterations is not None else (b.duration_s if b else None)
+    duration = (
+        ov.duration_s
+        if ov.duration_s is not None
+        else (None if ov.iterations is not None else (b.duration_s if b else None))
     )
     iterations = ov.iterations if ov.iterations is not None else (b.iterations if b else 100)
     if warmup < 0:
@@ -555,14 +582,27 @@ def bench_settings(target: Target, ov: Overrides) -> Any:
         raise BadInputError(f"--iterations must be 1 or more, got {iterations}")
     if duration is not None and duration <= 0:
         raise BadInputError(f"--duration must be more than 0 seconds, got {duration}")
-    return BenchSettings(warmup=warmup, iterations=iterations if duration is None else None,
-                         duration_s=duration)
+    if ov.until_stable is not None and ov.until_stable <= 0:
+        raise BadInputError(f"--until-stable must be a percentage above 0, got {ov.until_stable}")
+    return BenchSettings(
+        warmup=warmup,
+        iterations=iterations if duration is None else None,
+        duration_s=duration,
+        until_stable_pct=ov.until_stable,
+        max_iterations=iterations
+        if ov.until_stable and iterations and ov.iterations is not None
+        else 10_000_000,
+    )
 
 
 def bench(
-    target: str | None = None, overrides: Overrides | None = None, *, status: Status = _quiet,
+    target: str | None = None,
+    overrides: Overrides | None = None,
+    *,
+    status: Status = _quiet,
     progress: Callable[[int, int | None, float], None] | None = None,
-    allow_network: bool = False, prepared: Prepared | None = None,
+    allow_network: bool = False,
+    prepared: Prepared | None = None,
 ) -> BenchOutput:
     """Benchmark one configuration; Ctrl-C returns the partial result (status 'interrupted')."""
     from aialliance_cli.results.stats import latency_stats
@@ -577,10 +617,17 @@ def bench(
         settings = bench_settings(prepared.target, ov)
     p = prepared
     status(f"benchmarking on {p.built.ep}")
+    monitor = None
+    if ov.energy:
+        from aialliance_cli.hardware.energy import PowerMonitor
+
+        monitor = PowerMonitor(gpus=None, probe_gpus=bool(p.inventory.gpus)).start()
     try:
         m = run_loop(p.built.session, p.feeds, settings, progress)
     except Exception as exc:
         raise _run_error(exc, p.target) from exc
+    finally:
+        energy = monitor.stop() if monitor is not None else None
     batch = _batch_of(p)
     lat = m.latencies_ms
     metrics: dict[str, Any] = {
@@ -592,27 +639,108 @@ def bench(
         "peak_rss_bytes": m.peak_rss_bytes,
         "cpu_percent": m.cpu_percent,
         "cpu_percent_of_machine": m.cpu_percent_of_machine,
+        "other_cpu_percent": m.other_cpu_percent,
     }
+    noise: list[str] = []
     if lat:
+        from aialliance_cli.results.stats import noise_warnings, throughput_ci95
+
         stats = latency_stats(lat)
         metrics["latency_ms"] = stats.to_dict()
         busy_s = sum(lat) / 1e3
         metrics["throughput_per_s"] = len(lat) / busy_s if busy_s else None
         metrics["samples_per_s"] = batch * len(lat) / busy_s if busy_s else None
-    warnings = list(p.warnings)
+        ci = throughput_ci95(lat, 1.0)
+        metrics["throughput_ci95"] = list(ci) if ci else None
+        if settings.until_stable_pct is not None:
+            metrics["stable"] = m.stable
+        noise = noise_warnings(
+            stats, cpu_governor=p.inventory.cpu.governor, other_cpu_percent=m.other_cpu_percent
+        )
+        metrics["efficiency"] = _efficiency(p, stats.p50, energy)
+    if energy is not None:
+        metrics["energy"] = energy.per_inference(len(lat)).to_dict()
+        if energy.throttled:
+            noise.append("the CPU clock dropped below its base while busy: throttling")
+    metrics.update(_gpu_memory(p))
+    warnings = list(p.warnings) + noise
+    if settings.until_stable_pct is not None and m.stable is False and not m.interrupted:
+        warnings.append(
+            f"the median did not settle within ±{settings.until_stable_pct:g}% before the "
+            "time limit; the figures are noisier than asked for"
+        )
     status_ = "interrupted" if m.interrupted else "ok"
     if m.interrupted:
         warnings.append(f"interrupted after {len(lat)} measured iterations")
     result = Result(
-        kind="bench", profile=p.target.profile_record(), model=p.target.model_info,
-        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=_ep_record(p),
-        settings=_settings_record(p, {
-            "warmup": settings.warmup, "iterations": settings.iterations,
-            "duration_s": settings.duration_s, "strict": ov.strict,
-        }),
-        metrics=metrics, status=status_, warnings=warnings,
+        kind="bench",
+        profile=p.target.profile_record(),
+        model=p.target.model_info,
+        machine=p.inventory.to_dict(),
+        onnxruntime=_ort_record(p.inventory),
+        ep=_ep_record(p),
+        settings=_settings_record(
+            p,
+            {
+                "warmup": settings.warmup,
+                "iterations": settings.iterations,
+                "duration_s": settings.duration_s,
+                "strict": ov.strict,
+            },
+        ),
+        metrics=metrics,
+        status=status_,
+        warnings=warnings,
     )
     return BenchOutput(result, p, lat)
+
+
+def _efficiency(p: Prepared, p50_ms: float, energy: Any) -> dict[str, Any] | None:
+    """Achieved GFLOP/s at the median latency, and its share of the estimated CPU peak."""
+    _, flops = _flops(p.target.model_path, p.dims)
+    if flops is None or not flops.total or p50_ms <= 0:
+        return None
+    achieved = flops.total / (p50_ms / 1e3) / 1e9
+    out: dict[str, Any] = {
+        "flops_per_inference": int(flops.total),
+        "gflops_per_s": achieved,
+        "flops_unresolved_nodes": len(flops.unresolved),
+    }
+    if p.built.ep in ("CPUExecutionProvider", "OpenVINOExecutionProvider") and (
+        p.choice is None or getattr(p.choice, "device_kind", "cpu") in ("cpu", "unknown")
+    ):
+        from aialliance_cli.hardware.peak import estimate_cpu_peak
+
+        clock = getattr(energy, "clock_mhz_max", None) if energy is not None else None
+        threads = p.built.spec.intra_op_threads or None
+        peak = estimate_cpu_peak(
+            p.inventory.cpu,
+            threads,
+            None if (p.inventory.cpu.max_mhz or p.inventory.cpu.base_mhz) else clock,
+        )
+        out["peak"] = peak.to_dict()
+        if peak.gflops:
+            out["fraction_of_peak"] = achieved / peak.gflops
+    return out
+
+
+def _gpu_memory(p: Prepared) -> dict[str, Any]:
+    """GPU memory in use after the run, where NVML reports it (CUDA/TensorRT sessions)."""
+    if p.built.ep not in (
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "NvTensorRTRTXExecutionProvider",
+    ):
+        return {}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(int(p.built.options.get("device_id", 0)))
+        info = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        return {"gpu_memory_used_bytes": int(info.used), "gpu_memory_total_bytes": int(info.total)}
+    except Exception as exc:  # no NVML: say so rather than guess
+        return {"gpu_memory_used_bytes": None, "gpu_memory_note": f"not available: {exc}"}
 
 
 def file_sha256(path: Path) -> str:

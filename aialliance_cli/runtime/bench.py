@@ -25,6 +25,10 @@ class BenchSettings:
     duration_s: float | None = None
     # Cap on iterations when running for a duration (protects memory on tiny models).
     max_iterations: int = 10_000_000
+    # Keep measuring until the 95% interval of the median is within this percent
+    # (checked between iterations), up to duration_s (default 60 s) or max_iterations.
+    until_stable_pct: float | None = None
+    min_iterations: int = 10
 
 
 @dataclass
@@ -36,6 +40,20 @@ class Measurement:
     peak_rss_bytes: int | None = None
     interrupted: bool = False
     warmup_done: int = 0
+    stable: bool | None = None  # with until_stable_pct: whether the interval got narrow enough
+    other_cpu_percent: float | None = None  # CPU other processes used, % of the machine
+
+
+def _machine_busy_s() -> float | None:
+    """Busy CPU seconds of the whole machine so far (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        values = [int(x) for x in fields]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_bytes() -> int | None:
@@ -65,9 +83,19 @@ def run_loop(
         for i in range(settings.warmup):
             run(None, feeds[i % n_sets])
             m.warmup_done += 1
-        total = settings.iterations if settings.duration_s is None else None
+        stable_pct = settings.until_stable_pct
+        duration = settings.duration_s
+        if stable_pct is not None and duration is None:
+            duration = 60.0
+        total = settings.iterations if duration is None else None
         limit = settings.iterations if total is not None else settings.max_iterations
-        deadline = None if settings.duration_s is None else settings.duration_s * 1e9
+        deadline = None if duration is None else duration * 1e9
+        next_check = max(settings.min_iterations, 10)
+        if stable_pct is not None:
+            from aialliance_cli.results.stats import is_stable
+
+            m.stable = False
+        machine_t0 = _machine_busy_s()
         proc_t0 = os.times()
         t_start = time.perf_counter_ns()
         next_report = t_start
@@ -83,6 +111,12 @@ def run_loop(
             i += 1
             if deadline is not None and t1 - t_start >= deadline:
                 break
+            if stable_pct is not None and i >= next_check:
+                # Checked outside the timed region; about 10% more samples between checks.
+                if is_stable(lat, stable_pct):
+                    m.stable = True
+                    break
+                next_check = i + max(10, i // 10)
             if progress is not None and t1 >= next_report:
                 progress(i, total, (t1 - t_start) / 1e9)
                 next_report = t1 + 100_000_000
@@ -94,10 +128,18 @@ def run_loop(
             proc_t1 = os.times()
             busy = (proc_t1.user - proc_t0.user) + (proc_t1.system - proc_t0.system)
             if m.wall_s > 0:
+                ncpu = os.cpu_count() or 1
                 m.cpu_percent = 100.0 * busy / m.wall_s
-                m.cpu_percent_of_machine = m.cpu_percent / (os.cpu_count() or 1)
+                m.cpu_percent_of_machine = m.cpu_percent / ncpu
+                machine_t1 = _machine_busy_s()
+                if machine_t0 is not None and machine_t1 is not None:
+                    other = max(0.0, (machine_t1 - machine_t0) - busy)
+                    m.other_cpu_percent = 100.0 * other / (m.wall_s * ncpu)
         m.peak_rss_bytes = _peak_rss_bytes()
     if progress is not None and m.latencies_ms:
-        progress(len(m.latencies_ms), settings.iterations if settings.duration_s is None else None,
-                 m.wall_s)
+        progress(
+            len(m.latencies_ms),
+            settings.iterations if settings.duration_s is None else None,
+            m.wall_s,
+        )
     return m

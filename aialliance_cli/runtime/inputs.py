@@ -351,9 +351,13 @@ def build_feeds(
         if spec.name in provided:
             arr = np.asarray(provided[spec.name])
             # Same kind, other width (float64 from np.ones, int32 ids): cast; other kinds: refuse.
-            if spec.dtype not in ("str", "bool", "bfloat16") and arr.dtype.kind in "iuf" and (
-                arr.dtype.kind == np.dtype(spec.dtype).kind
-                or {arr.dtype.kind, np.dtype(spec.dtype).kind} <= {"i", "u"}
+            if (
+                spec.dtype not in ("str", "bool", "bfloat16")
+                and arr.dtype.kind in "iuf"
+                and (
+                    arr.dtype.kind == np.dtype(spec.dtype).kind
+                    or {arr.dtype.kind, np.dtype(spec.dtype).kind} <= {"i", "u"}
+                )
             ):
                 arr = arr.astype(spec.dtype, copy=False)
             feeds[spec.name] = arr
@@ -368,7 +372,9 @@ def build_feeds(
                 arr = np.full(shape, arr, dtype=arr.dtype)
             feeds[spec.name] = arr
         else:
-            r = rng if rule is None or rule.seed is None else np.random.default_rng(rule.seed + seed)
+            r = rng
+            if rule is not None and rule.seed is not None:
+                r = np.random.default_rng(rule.seed + seed)  # distinct per input set
             feeds[spec.name] = synthesize(
                 spec,
                 shape,

@@ -7,6 +7,7 @@ fallback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,10 +89,9 @@ def session_options(spec: SessionSpec) -> Any:
     for key, value in spec.config.items():
         so.add_session_config_entry(str(key), str(value))
     if spec.record_placement:
-        try:
+        # Older builds lack the entry: the placement then comes from the log.
+        with contextlib.suppress(Exception):
             so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-        except Exception:  # older builds: the placement falls back to the log
-            pass
     if spec.enable_profiling:
         so.enable_profiling = True
         if spec.profile_prefix:
@@ -116,8 +116,12 @@ def _stringify(options: dict[str, Any]) -> dict[str, str]:
 
 
 def _try_build(
-    model: Path, spec: SessionSpec, ep: str, options: dict[str, Any],
-    source: str = "build", device_kind: str | None = None,
+    model: Path,
+    spec: SessionSpec,
+    ep: str,
+    options: dict[str, Any],
+    source: str = "build",
+    device_kind: str | None = None,
 ) -> Any:
     import onnxruntime as ort
 
@@ -191,9 +195,7 @@ def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
                 raise UnavailableError(f"{reason} (--strict forbids this).")
             fallbacks.append(Fallback(ep, reason, got[0]))
             ep, options = got[0], {}
-        fallbacks = [
-            Fallback(f.requested, f.error, f.used_instead or ep) for f in fallbacks
-        ]
+        fallbacks = [Fallback(f.requested, f.error, f.used_instead or ep) for f in fallbacks]
         return BuiltSession(
             session=sess,
             ep=ep,

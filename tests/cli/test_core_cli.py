@@ -40,8 +40,13 @@ def test_detect_json_on_this_machine():
     assert ("avx2" in inv["cpu"]["features"]) == ("avx2" in flags)
     assert ("avx512f" in inv["cpu"]["features"]) == ("avx512f" in flags)
     vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(
-        next(line.split(":")[1].strip() for line in cpuinfo.splitlines()
-             if line.startswith("vendor_id")), "other")
+        next(
+            line.split(":")[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("vendor_id")
+        ),
+        "other",
+    )
     assert inv["cpu"]["vendor"] == vendor
     assert plan["choices"][-1]["ep"] == "CPUExecutionProvider"
 
@@ -113,8 +118,11 @@ def test_bench_json_schema_and_out_appends(tmp_path):
     model = matmul_model(tmp_path / "mm.onnx")
     out = tmp_path / "r.jsonl"
     for _ in range(2):
-        data = as_json(invoke("bench", model, "--json", "-n", "30", "--warmup", "2",
-                              "--out", out, "--batch", "4"))
+        data = as_json(
+            invoke(
+                "bench", model, "--json", "-n", "30", "--warmup", "2", "--out", out, "--batch", "4"
+            )
+        )
     assert data["schema"] == "aia.result/1"
     m = data["metrics"]
     lat = m["latency_ms"]
@@ -206,8 +214,10 @@ def test_unknown_profile_key_did_you_mean(tmp_path):
 def test_profile_with_relative_model_file_runs(tmp_path):
     matmul_model(tmp_path / "m.onnx")
     p = tmp_path / "p.yaml"
-    p.write_text("name: p\nmodel: {file: m.onnx}\ninputs: {dims: {batch: 2}}\n"
-                 "bench: {warmup: 1, iterations: 7}\n")
+    p.write_text(
+        "name: p\nmodel: {file: m.onnx}\ninputs: {dims: {batch: 2}}\n"
+        "bench: {warmup: 1, iterations: 7}\n"
+    )
     data = as_json(invoke("bench", p, "--json"))
     assert data["metrics"]["iterations"] == 7 and data["settings"]["batch"] == 2
     assert len(data["profile"]["sha256"]) == 64

@@ -82,9 +82,21 @@ def test_ctrl_c_keeps_measured_iterations(tmp_path):
     out = tmp_path / "r.jsonl"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aialliance_cli", "bench", str(model), "--duration", "120",
-         "--out", str(out), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "aialliance_cli",
+            "bench",
+            str(model),
+            "--duration",
+            "120",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     time.sleep(4)
     proc.send_signal(signal.SIGINT)

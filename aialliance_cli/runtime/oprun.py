@@ -1,0 +1,538 @@
+"""Run a model under ONNX Runtime's profiler and read where the time went (``aia profile``).
+
+    target -> open_session(enable_profiling) per EP -> warm-up + N runs
+           -> end_profiling() (always, even on Ctrl-C) -> parse_profile(trace, warmup)
+           -> per op type / node times, achieved GFLOP/s, placement -> ProfileRun
+
+Also the dimension mapping of ``aia inspect`` (:func:`analysis_dims`,
+:func:`inspect_target`), which fixes a model's symbolic dims from a profile and
+``--dim`` the way ``runtime.inputs.resolve_dims`` does, without defaults.
+Nothing here prints; callers pass callbacks for status and progress.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aialliance_cli.errors import BadInputError, UnavailableError
+from aialliance_cli.runtime.api import Overrides, Prepared, Target
+
+Status = Callable[[str], None]
+Progress = Callable[[int, int | None, float], None]
+
+DEFAULT_WARMUP = 5
+DEFAULT_ITERATIONS = 20
+_AXIS_KEY = re.compile(r"^.+\[\d+\]$")  # INPUT[AXIS] for an axis without a name
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def analysis_dims(
+    model_path: Path, profile_dims: Mapping[str, int], cli_dims: Mapping[str, int]
+) -> dict[str, int]:
+    """The symbolic dims of ``model_path`` that have a value, keyed by the model's own names.
+
+    Values come from the profile's ``inputs.dims`` and then ``--dim`` (which wins),
+    with the aliases of ``runtime.inputs.DIM_ALIASES`` (``batch``, ``sequence``, ...).
+    Unlike a run, dims without a value stay free (no defaults). A ``--dim`` name that
+    fits no dim of the model raises BadInputError; a profile name that fits none is
+    ignored (it may only size the profile's own tensors). ``INPUT[AXIS]`` keys pass
+    through unchanged (``count_flops`` checks them).
+    """
+    from aialliance_cli.analysis.graph import _tensor_info, load_model_proto
+    from aialliance_cli.runtime.inputs import DIM_ALIASES, InputSpec, model_dim_names, resolve_dims
+
+    model = load_model_proto(model_path)
+    inits = {t.name for t in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        info = _tensor_info(value)
+        specs.append(InputSpec(info.name, info.dtype, tuple(info.shape or ())))
+    names = model_dim_names(specs)
+
+    def fits(key: str) -> bool:
+        return key in names or (
+            key in DIM_ALIASES and any(DIM_ALIASES[key].search(n) for n in names)
+        )
+
+    axes = {k: int(v) for k, v in {**profile_dims, **cli_dims}.items() if _AXIS_KEY.match(k)}
+    given = {k: int(v) for k, v in profile_dims.items() if not _AXIS_KEY.match(k) and fits(k)}
+    cli_named = {k: int(v) for k, v in cli_dims.items() if not _AXIS_KEY.match(k)}
+    resolve_dims(specs, cli_named)  # refuses a --dim name the model lacks (exit 2)
+    given.update(cli_named)
+    resolved = resolve_dims(specs, given)
+    out: dict[str, int] = {}
+    for name, value in resolved.items():
+        if name in given or any(
+            alias in given and pattern.search(name) for alias, pattern in DIM_ALIASES.items()
+        ):
+            out[name] = value
+    out.update(axes)
+    return out
+
+
+def profile_dims(target: Target) -> dict[str, int]:
+    """``inputs.dims`` of the target's profile (empty for a bare model file)."""
+    prof = target.profile
+    if prof is None or prof.inputs is None:
+        return {}
+    return {k: int(v) for k, v in (prof.inputs.dims or {}).items()}
+
+
+def inspect_target(target: Target, cli_dims: Mapping[str, int] | None = None) -> Any:
+    """``analysis.graph.summarize`` of the target's model at the profile's and ``--dim`` dims."""
+    from aialliance_cli.analysis.graph import summarize
+
+    dims = analysis_dims(target.model_path, profile_dims(target), dict(cli_dims or {}))
+    return summarize(target.model_path, dims)
+
+
+# ----------------------------------------------------------------------------- profile data
+
+
+@dataclass(frozen=True)
+class AchievedRate:
+    """FLOPs of one (op type, EP) row of the profile divided by its time."""
+
+    op_type: str
+    ep: str
+    flops_per_run: int
+    us_per_run: float
+    gflops_per_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpProfile:
+    """One EP's profile: times, placement, achieved rates, and its versioned Result."""
+
+    requested_ep: str | None  # as asked on the command line (canonical), None: the plan's
+    ep: str  # the EP the session was built on
+    profile: Any  # analysis.opprofile.OpProfile
+    placement: Any  # analysis.placement.Placement | None
+    placement_note: str | None
+    flops: Any  # analysis.flops.FlopReport | None
+    achieved: list[AchievedRate]
+    flops_matched_share: float | None  # share of the FLOPs matched to profiled nodes
+    warmup_done: int
+    runs_done: int
+    interrupted: bool
+    trace_path: Path | None  # where the Chrome trace was copied (--trace)
+    result: Any  # results.schema.Result, kind "profile"
+
+    @property
+    def model_gflops_per_s(self) -> float | None:
+        """All the graph's FLOPs over the mean kernel time per run."""
+        if self.flops is None or not self.flops.total or not self.profile.runs:
+            return None
+        us = self.profile.kernel_us_total / self.profile.runs
+        return self.flops.total / us / 1e3 if us else None
+
+    def placement_line(self) -> str | None:
+        if self.placement is None:
+            return None
+        line = self.placement.summary_line()
+        return f"{line} ({self.placement_note})" if self.placement_note else line
+
+
+@dataclass
+class ProfileRun:
+    """What ``aia profile`` measured: one EpProfile per EP, and comparisons to the first."""
+
+    target: Target
+    profiles: list[EpProfile]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (ep, why)
+    comparisons: list[tuple[str, str, list[Any]]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        return "interrupted" if self.interrupted else "ok"
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        return {
+            "kind": "profile",
+            "status": self.status,
+            "results": [p.result.to_dict() for p in self.profiles],
+            "comparisons": [
+                {"a": a, "b": b, "by_op_type": [r.to_dict() for r in rows]}
+                for a, b, rows in self.comparisons
+            ],
+            "skipped": [{"ep": ep, "reason": why} for ep, why in self.skipped],
+        }
+
+
+# ----------------------------------------------------------------------------- achieved rates
+
+
+def achieved_rates(
+    profile: Any, flops: Any, placement: Any = None
+) -> tuple[list[AchievedRate], float | None]:
+    """FLOPs per (op type, EP) row of ``profile`` over its time per run, heaviest time first.
+
+    Original nodes (``flops.by_node``) are matched to profiled nodes by name,
+    including ORT's fusion names. The FLOPs left over on an EP that compiled
+    subgraphs (OpenVINO, TensorRT: nodes named ``<EP>_<subgraph>``) go to those
+    subgraphs. Returns the rows with FLOPs and the share of FLOPs attributed.
+    """
+    from aialliance_cli.analysis.placement import _candidates
+
+    if flops is None or not flops.total or not profile.runs:
+        return [], None
+    row_of: dict[str, tuple[str, str]] = {}
+    compiled: dict[str, set[tuple[str, str]]] = {}
+    for node in profile.by_node:
+        row = (node.op_type, node.ep)
+        for cand in _candidates(node.name):
+            row_of.setdefault(cand, row)
+        if node.name.startswith(f"{node.ep}_"):
+            compiled.setdefault(node.ep, set()).add(row)
+    off_ep: dict[str, str] = {}
+    if placement is not None:
+        for name, _, ep in placement.fallback_nodes:
+            for cand in _candidates(name):
+                off_ep.setdefault(cand, ep)
+    eps = {s.ep for s in profile.by_op_type}
+    default_ep = (
+        placement.requested_ep if placement is not None else (next(iter(eps)) if eps else "?")
+    )
+    by_row: dict[tuple[str, str], int] = {}
+    left: dict[str, int] = {}
+    for key, value in flops.by_node.items():
+        base = key.split("#", 1)[0]
+        row = row_of.get(key) or row_of.get(base)
+        if row is not None:
+            by_row[row] = by_row.get(row, 0) + value
+        else:
+            ep = off_ep.get(key) or off_ep.get(base) or default_ep
+            left[ep] = left.get(ep, 0) + value
+    stats = {(s.op_type, s.ep): s for s in profile.by_op_type}
+    rows: list[AchievedRate] = []
+    for ep, members in compiled.items():
+        extra = left.pop(ep, 0)
+        if not extra:
+            continue
+        total_us = sum(stats[r].total_us for r in members if r in stats)
+        if len(members) == 1:
+            by_row[next(iter(members))] = by_row.get(next(iter(members)), 0) + extra
+        else:  # several compiled subgraphs: one row for all of them
+            f = extra + sum(by_row.pop(r, 0) for r in members)
+            rows.append(_rate(f"{len(members)} compiled subgraphs", ep, f, total_us, profile.runs))
+    for row, f in by_row.items():
+        if row in stats:
+            rows.append(_rate(row[0], row[1], f, stats[row].total_us, profile.runs))
+    rows.sort(key=lambda r: (-r.us_per_run, r.op_type))
+    attributed = sum(r.flops_per_run for r in rows)
+    return [r for r in rows if r.flops_per_run], attributed / flops.total
+
+
+def _rate(op: str, ep: str, flops_per_run: int, total_us: float, runs: int) -> AchievedRate:
+    us = total_us / runs if runs else 0.0
+    return AchievedRate(op, ep, int(flops_per_run), us, flops_per_run / us / 1e3 if us else None)
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+def placement_from_log(prepared: Prepared) -> Any:
+    """Placement read from ORT's verbose session log, for builds without the assignment API.
+
+    Builds a second, throwaway session of the same spec with the log on
+    (the profiled session's log stays quiet, so it does not disturb the timings).
+    """
+    import onnxruntime as ort
+
+    from aialliance_cli.analysis.placement import (
+        capture_session_log,
+        enable_placement_log,
+        read_placement,
+    )
+    from aialliance_cli.runtime.api import _flops
+    from aialliance_cli.runtime.session import session_options
+
+    built = prepared.built
+    spec = replace(built.spec, enable_profiling=False, record_placement=False)
+    so = session_options(spec)
+    enable_placement_log(so)
+    options = built.session.get_provider_options()
+    providers = [(p, {k: str(v) for k, v in options.get(p, {}).items()}) for p in built.providers]
+    session, log = capture_session_log(
+        lambda: ort.InferenceSession(str(prepared.target.model_path), so, providers=providers)
+    )
+    model, flops = _flops(prepared.target.model_path, prepared.dims)
+    return read_placement(session, model, flops, built.ep, log_text=log, prefer="log")
+
+
+def _has_assignment_api(session: Any) -> bool:
+    return hasattr(session, "get_provider_graph_assignment_info")
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def trace_destinations(trace: Path | None, eps: Sequence[str | None]) -> list[Path | None]:
+    """Where each EP's trace goes: ``trace`` itself for one EP, ``NAME-<ep>.json`` for several.
+
+    Checks that each file can be written before anything runs (BadInputError otherwise);
+    a file created by the check is removed again.
+    """
+    if trace is None:
+        return [None] * len(eps)
+    from aialliance_cli.providers.catalogue import short_name
+
+    trace = Path(trace).expanduser()
+    if len(eps) == 1:
+        paths: list[Path] = [trace]
+    else:
+        suffix = trace.suffix or ".json"
+        paths = [
+            trace.with_name(f"{trace.stem}-{short_name(ep) if ep else 'default'}{suffix}")
+            for ep in eps
+        ]
+    for path in paths:
+        _check_writable(path)
+    return list(paths)
+
+
+def _check_writable(path: Path) -> None:
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise BadInputError(
+            f"cannot write the trace file {path}: {why}. Give --trace a path in a folder "
+            "you can write to."
+        ) from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+def _available(target: Target, ep: str, ov: Overrides, inventory: Any) -> str | None:
+    """None when ``ep`` can be built here, else why not (with what to install)."""
+    from aialliance_cli.runtime.api import choose_session
+
+    try:
+        choose_session(target, replace(ov, ep=ep, strict=True), inventory)
+    except UnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def profile(
+    target: str | None = None,
+    eps: Sequence[str] = (),
+    overrides: Overrides | None = None,
+    *,
+    top: int = 10,
+    trace: Path | None = None,
+    status: Status = _quiet,
+    progress: Progress | None = None,
+    allow_network: bool = False,
+) -> ProfileRun:
+    """Profile ``target`` on each of ``eps`` in turn (none: the plan's first EP).
+
+    ``overrides.warmup``/``iterations`` default to 5 and 20. An EP that this
+    ONNX Runtime build lacks raises UnavailableError under ``strict``; otherwise
+    it is skipped with a reason when several EPs are asked for, and left to the
+    plan's fallback (with a warning) when it is the only one. Ctrl-C keeps the
+    runs measured so far: the profile is parsed and ``interrupted`` is set.
+    """
+    from aialliance_cli.analysis.opprofile import compare_profiles
+    from aialliance_cli.hardware import detect
+    from aialliance_cli.providers.catalogue import resolve_ep_name
+    from aialliance_cli.runtime.api import prepare_target
+
+    ov = overrides or Overrides()
+    warmup = DEFAULT_WARMUP if ov.warmup is None else ov.warmup
+    iterations = DEFAULT_ITERATIONS if ov.iterations is None else ov.iterations
+    if warmup < 0:
+        raise BadInputError(f"--warmup must be 0 or more, got {warmup}")
+    if iterations < 1:
+        raise BadInputError(f"--iterations must be 1 or more, got {iterations}")
+    if top < 1:
+        raise BadInputError(f"--top must be 1 or more, got {top}")
+    wanted: list[str | None] = list(dict.fromkeys(resolve_ep_name(e) for e in eps)) or [None]
+    destinations = trace_destinations(trace, wanted)  # before anything runs
+    tgt = prepare_target(target, allow_network=allow_network, status=status)
+    inventory = detect()
+
+    run = ProfileRun(target=tgt, profiles=[])
+    todo: list[tuple[str | None, Path | None]] = []
+    for ep, dest in zip(wanted, destinations, strict=True):
+        why = _available(tgt, ep, ov, inventory) if ep is not None and len(wanted) > 1 else None
+        if why is not None:
+            if ov.strict:
+                raise UnavailableError(why)
+            # TODO(envs): run it in another Python environment through runtime.worker
+            # once that module exists; for now the EP is skipped with its install hint.
+            run.skipped.append((ep or "", why))
+            continue
+        todo.append((ep, dest))
+    for ep, dest in todo:
+        ep_ov = replace(ov, ep=ep, warmup=warmup, iterations=iterations)
+        done = _profile_one(tgt, ep, ep_ov, dest, top, inventory, status, progress)
+        run.profiles.append(done)
+        if done.interrupted:
+            run.interrupted = True
+            break
+    if len(run.profiles) > 1:
+        first = run.profiles[0]
+        for other in run.profiles[1:]:
+            run.comparisons.append(
+                (first.ep, other.ep, compare_profiles(first.profile, other.profile))
+            )
+    return run
+
+
+def _profile_one(
+    tgt: Target,
+    ep: str | None,
+    ov: Overrides,
+    dest: Path | None,
+    top: int,
+    inventory: Any,
+    status: Status,
+    progress: Progress | None,
+) -> EpProfile:
+    from aialliance_cli.analysis.opprofile import parse_profile
+    from aialliance_cli.runtime.api import _coverage_gate, _flops, open_session
+
+    workdir = Path(tempfile.mkdtemp(prefix="aia-profile-"))
+    try:
+        p = open_session(
+            tgt, ov, status=status, inventory=inventory, enable_profiling=True,
+            profile_prefix=str(workdir / "ort-profile"),
+        )
+        session = p.built.session
+        placement, note = p.placement, None
+        if not _has_assignment_api(session) and (
+            placement is None or placement.share_nodes_requested is None
+        ):
+            try:
+                placement = placement_from_log(p)
+                note = "coverage read from ONNX Runtime's session log: this build has no "
+                note += "placement API"
+                _coverage_gate(placement, p.built, tgt, ov, p.warnings)
+            except UnavailableError:
+                session.end_profiling()
+                raise
+            except Exception:  # noqa: BLE001 - placement is a report, never a reason to fail
+                pass
+        status(f"profiling on {p.built.ep}")
+        warmup_done, runs_done, interrupted, error = _loop(
+            session, p.feeds, ov.warmup or 0, ov.iterations or 1, progress
+        )
+        trace_file = Path(session.end_profiling())  # always, so what ran is kept
+        if error is not None:
+            from aialliance_cli.runtime.api import _run_error
+
+            raise _run_error(error, tgt) from error
+        prof = parse_profile(trace_file, warmup_done)
+        if dest is not None:
+            shutil.copyfile(trace_file, dest)
+        _, flops = _flops(tgt.model_path, p.dims)
+        achieved, matched = achieved_rates(prof, flops, placement)
+        warnings = list(p.warnings)
+        if interrupted:
+            warnings.append(
+                f"interrupted after {warmup_done} warm-up and {runs_done} measured runs"
+            )
+        ep_profile = EpProfile(
+            requested_ep=ep, ep=p.built.ep, profile=prof, placement=placement,
+            placement_note=note, flops=flops, achieved=achieved, flops_matched_share=matched,
+            warmup_done=warmup_done, runs_done=runs_done, interrupted=interrupted,
+            trace_path=dest, result=None,
+        )
+        ep_profile.result = _result(p, ep_profile, ov, top, warnings)
+        return ep_profile
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _loop(
+    session: Any, feeds: Sequence[Mapping[str, Any]], warmup: int, iterations: int,
+    progress: Progress | None,
+) -> tuple[int, int, bool, Exception | None]:
+    """Warm-up then measured runs; returns (warm-ups done, runs done, interrupted, error)."""
+    import time
+
+    done_w = done = 0
+    n = len(feeds)
+    t0 = time.perf_counter()
+    try:
+        for i in range(warmup):
+            session.run(None, feeds[i % n])
+            done_w += 1
+        for i in range(iterations):
+            session.run(None, feeds[i % n])
+            done += 1
+            if progress is not None:
+                progress(done, iterations, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        return done_w, done, True, None
+    except Exception as exc:  # noqa: BLE001 - reported after the profiler is stopped
+        return done_w, done, False, exc
+    return done_w, done, False, None
+
+
+def _result(p: Prepared, e: EpProfile, ov: Overrides, top: int, warnings: list[str]) -> Any:
+    from aialliance_cli.results.schema import Result
+    from aialliance_cli.runtime.api import _ep_record, _ort_record, _settings_record
+
+    prof = e.profile
+    p.placement = e.placement
+    ep_rec = _ep_record(p)
+    if e.placement is not None:
+        ep_rec.setdefault("placement", e.placement.to_dict())
+        ep_rec["placement"]["summary"] = e.placement_line()
+        ep_rec["placement"]["note"] = e.placement_note
+    metrics: dict[str, Any] = {
+        "runs": prof.runs,
+        "warmup": e.warmup_done,
+        "run_us_mean": prof.run_us_mean,
+        "run_us_total": prof.run_us_total,
+        "kernel_us_total": prof.kernel_us_total,
+        "session_overhead_us": prof.session_overhead_us,
+        "memcpy_us": prof.memcpy_us,
+        "us_by_ep": dict(prof.us_by_ep),
+        "by_op_type": [asdict(s) for s in prof.by_op_type],
+        "top_nodes": [asdict(s) for s in prof.top_nodes(top)],
+        "node_count": len(prof.by_node),
+        "flops_per_run": e.flops.total if e.flops is not None else None,
+        "flops_unresolved": list(e.flops.unresolved) if e.flops is not None else [],
+        "achieved": [r.to_dict() for r in e.achieved],
+        "achieved_flops_matched_share": e.flops_matched_share,
+        "model_gflops_per_s": e.model_gflops_per_s,
+        "session_create_s": p.built.create_s,
+    }
+    settings = _settings_record(p, {
+        "warmup": ov.warmup, "iterations": ov.iterations, "strict": ov.strict,
+        "trace": str(e.trace_path) if e.trace_path is not None else None,
+    })
+    return Result(
+        kind="profile", profile=p.target.profile_record(), model=p.target.model_info,
+        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=ep_rec,
+        settings=settings, metrics=metrics,
+        status="interrupted" if e.interrupted else "ok", warnings=warnings,
+    )
+

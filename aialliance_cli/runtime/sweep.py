@@ -1,0 +1,563 @@
+"""Benchmark sweeps: list-valued options, one fresh worker process per configuration.
+
+    parse_*()     "--threads 1,2,4" -> [1, 2, 4]
+    expand()      the cartesian product of EPs, threads, batches and dims -> [SweepPoint]
+    route()       which Python environment runs a point (this one, or a registered one)
+    make_job()    the JSON a worker reads (runtime/worker.py)
+    run_job()     one configuration, in a worker process (timeout, Ctrl-C) or in-process
+    run_sweep()   all of them, each result handed back as soon as it exists
+
+A configuration that fails becomes a result with status "failed", an error
+and ``failure = {"kind", "exit_code"}``; the others carry on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aialliance_cli.errors import BadInputError
+
+ALL = "all"
+DEFAULT_TIMEOUT_S = 600.0
+# After Ctrl-C the worker gets this long to write what it measured before it is killed.
+INTERRUPT_GRACE_S = 10.0
+# A single configuration runs in a worker too (benchmarks/worker_overhead.py: no
+# measurable cost to the p50), unless the caller asks for in-process.
+SINGLE_IN_WORKER = True
+
+Event = Callable[[dict[str, Any]], None]
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_int_list(option: str, text: str | None, *, zero_ok: bool = False) -> list[int] | None:
+    """``"1,2,4"`` -> ``[1, 2, 4]`` (duplicates dropped, order kept); None stays None."""
+    if text is None:
+        return None
+    items = [t.strip() for t in str(text).split(",")]
+    if not items or any(not t for t in items):
+        raise BadInputError(f"{option} expects a number or a comma-separated list, got '{text}'")
+    out: list[int] = []
+    for t in items:
+        try:
+            value = int(t)
+        except ValueError:
+            raise BadInputError(f"{option}: '{t}' is not a whole number (in '{text}')") from None
+        if value < 0 or (value == 0 and not zero_ok):
+            bound = "0 or more" if zero_ok else "more than 0"
+            raise BadInputError(f"{option} values must be {bound}, got {value}")
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def parse_ep_list(text: str | None) -> list[str] | None:
+    """``"cpu,openvino"`` -> canonical EP names; ``"all"`` stays the sentinel ALL."""
+    if text is None:
+        return None
+    from aialliance_cli.providers.catalogue import find_spec, resolve_ep_name
+
+    items = [t.strip() for t in str(text).split(",")]
+    if any(not t for t in items):
+        raise BadInputError(f"--ep expects a name or a comma-separated list, got '{text}'")
+    out: list[str] = []
+    for t in items:
+        if t.lower() == ALL:
+            name = ALL
+        elif t.endswith("ExecutionProvider") and find_spec(t) is None:
+            name = t  # a third-party plugin EP outside the catalogue
+        else:
+            name = resolve_ep_name(t)
+        if name not in out:
+            out.append(name)
+    if ALL in out and len(out) > 1:
+        raise BadInputError("--ep all already means every usable EP; give it alone")
+    return out
+
+
+def parse_dim_lists(values: Sequence[str] | None) -> dict[str, list[int]]:
+    """``["sequence=64,128", "height=224"]`` -> ``{"sequence": [64, 128], "height": [224]}``."""
+    out: dict[str, list[int]] = {}
+    for item in values or ():
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not value.strip():
+            raise BadInputError(f"--dim expects NAME=VALUE or NAME=V1,V2,..., got '{item}'")
+        if name in out:
+            raise BadInputError(f"--dim {name} is given twice; list its values once: {name}=A,B")
+        nums = parse_int_list(f"--dim {name}", value)
+        assert nums is not None
+        out[name] = nums
+    return out
+
+
+# ----------------------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One configuration of a sweep; None keeps the profile's (or the plan's) value."""
+
+    ep: str | None = None
+    threads: int | None = None
+    batch: int | None = None
+    dims: tuple[tuple[str, int], ...] = ()
+
+    def label(self, env: str | None = None) -> str:
+        """A short column name: ``openvino@ov threads=2 batch=8 sequence=64``."""
+        from aialliance_cli.providers.catalogue import short_name
+
+        parts = []
+        if self.ep is not None:
+            parts.append(short_name(self.ep) + (f"@{env}" if env else ""))
+        elif env:
+            parts.append(f"@{env}")
+        if self.threads is not None:
+            parts.append(f"threads={self.threads}")
+        if self.batch is not None:
+            parts.append(f"batch={self.batch}")
+        parts += [f"{k}={v}" for k, v in self.dims]
+        return " ".join(parts) or "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ep": self.ep, "threads": self.threads, "batch": self.batch,
+                "dims": dict(self.dims)}  # fmt: skip
+
+
+def expand(
+    eps: Sequence[str | None] | None = None,
+    threads: Sequence[int | None] | None = None,
+    batches: Sequence[int | None] | None = None,
+    dims: dict[str, list[int]] | None = None,
+) -> list[SweepPoint]:
+    """The cartesian product, EPs outermost, then threads, batch, dims in the order given."""
+    dims = dims or {}
+    dim_names = list(dims)
+    dim_values = [dims[n] for n in dim_names]
+    points = []
+    for ep, th, b, *dv in itertools.product(
+        list(eps or [None]), list(threads or [None]), list(batches or [None]), *dim_values
+    ):
+        points.append(SweepPoint(ep, th, b, tuple(zip(dim_names, dv, strict=True))))
+    return points
+
+
+def current_eps(inventory: Any = None) -> list[str]:
+    """EPs usable in this Python environment: the plan's, then the build's (not remote ones)."""
+    import onnxruntime as ort
+
+    from aialliance_cli.providers.catalogue import find_spec
+    from aialliance_cli.providers.planner import plan_for_machine
+
+    the_plan = plan_for_machine(inventory=inventory)
+    eps = list(dict.fromkeys([*the_plan.eps, *ort.get_available_providers()]))
+    return [e for e in eps if not (find_spec(e) is not None and find_spec(e).remote)]
+
+
+def all_eps(here: Sequence[str], envs: Sequence[Any]) -> list[str]:
+    """``--ep all``: every EP usable here, then those only registered environments offer."""
+    out = list(dict.fromkeys(here))
+    for env in envs:
+        out += [e for e in env.providers if e not in out]
+    return out
+
+
+# ----------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a point runs: ``env`` None is this environment; ``error`` says it cannot run."""
+
+    env: Any = None  # envs.EnvRecord | None
+    error: str | None = None
+    kind: str = "unavailable"
+
+    @property
+    def python(self) -> str:
+        return self.env.python if self.env is not None else sys.executable
+
+    @property
+    def environment(self) -> dict[str, Any] | None:
+        return self.env.result_record() if self.env is not None else None
+
+
+def route(point: SweepPoint, here: Sequence[str], envs: Sequence[Any], *, sweep: bool) -> Route:
+    """This environment when it offers the EP; else a registered one; else an error.
+
+    A single configuration whose EP is nowhere runs here anyway, where the
+    session builder falls back along the plan with a warning (or fails under
+    --strict), as `aia bench --ep X` always did; in a sweep it fails, since
+    a column that silently ran on another EP would mislead.
+    """
+    if point.ep is None or point.ep in here:
+        return Route()
+    from aialliance_cli.envs.registry import env_for_ep
+
+    env = env_for_ep(point.ep, list(envs))
+    if env is not None:
+        problem = env.problem()
+        return Route(env=env, error=problem, kind="runtime") if problem else Route(env=env)
+    if not sweep:
+        return Route()
+    from aialliance_cli.providers.catalogue import install_hint, short_name
+
+    hint = install_hint(point.ep) or ""
+    pkg = _full_build(point.ep)
+    create = (
+        f" Or let aia keep one beside this one: aia env create {short_name(point.ep)} "
+        f"--package {pkg}." if pkg else ""
+    )
+    return Route(
+        error=f"{point.ep} is not available in this environment ({', '.join(here)}) nor in "
+        f"any registered environment (aia env list). {hint}{create}".strip(),
+    )
+
+
+def _full_build(ep: str) -> str | None:
+    from aialliance_cli.providers.catalogue import find_spec
+
+    spec = find_spec(ep)
+    return spec.full_builds[0] if spec is not None and spec.full_builds else None
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class ScenarioSettings:
+    """A LoadGen scenario and what it was given on the command line (None: calibrate)."""
+
+    name: str
+    target_qps: float | None = None
+    target_latency_ms: float | None = None
+    min_duration_s: float = 10.0
+    min_queries: int | None = None
+    samples_per_query: int | None = None
+    server_threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")[:80] or "config"
+
+
+def loadgen_dir(out: Path | None, label: str, index: int, stamp: str | None = None) -> Path:
+    """Where a configuration's LoadGen logs go: beside ``--out``, else the user data dir."""
+    stamp = stamp or _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    leaf = f"{stamp}-{index:02d}-{_slug(label)}"
+    if out is not None:
+        out = Path(out)
+        return out.parent / f"{out.stem}.loadgen" / leaf
+    from aialliance_cli.paths import user_dirs
+
+    return user_dirs().data / "loadgen" / leaf
+
+
+def make_job(
+    target: Any, overrides: Any, point: SweepPoint, *, label: str,
+    scenario: ScenarioSettings | None = None, log_dir: Path | None = None,
+    environment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The worker's input for one point: the resolved target and the point's overrides."""
+    from dataclasses import replace
+
+    from aialliance_cli.runtime.worker import JOB_VERSION, overrides_to_dict, target_to_dict
+
+    dims = {**dict(overrides.dims), **dict(point.dims)}
+    ov = replace(
+        overrides,
+        ep=point.ep if point.ep is not None else overrides.ep,
+        threads=point.threads if point.threads is not None else overrides.threads,
+        batch=point.batch if point.batch is not None else overrides.batch,
+        dims=dims,
+    )
+    sc = None
+    if scenario is not None:
+        sc = {**scenario.to_dict(), "log_dir": str(log_dir) if log_dir else None}
+    return {
+        "version": JOB_VERSION,
+        "target": target_to_dict(target),
+        "overrides": overrides_to_dict(ov),
+        "scenario": sc,
+        "config": {**point.to_dict(), "label": label},
+        "environment": environment,
+    }
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C while a configuration ran; ``result`` is what that configuration kept."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def _kill(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, sig)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _signal_name(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def run_worker(
+    job: dict[str, Any], *, python: str | None = None, timeout_s: float | None = None,
+    on_event: Event | None = None,
+) -> dict[str, Any]:
+    """Run ``job`` in a fresh ``python -m aialliance_cli.runtime.worker`` and return its result.
+
+    A worker that cannot start, crashes or runs past ``timeout_s`` gives a failed
+    result. Ctrl-C sends SIGINT to the worker, waits up to INTERRUPT_GRACE_S for
+    what it measured, kills it, and raises SweepInterrupted with that result.
+    """
+    from aialliance_cli.envs.registry import worker_environ
+    from aialliance_cli.runtime.worker import EVENT_PREFIX, failed_result
+
+    python = python or sys.executable
+    env_name = (job.get("environment") or {}).get("name")
+    where = f"environment '{env_name}' ({python})" if env_name else python
+    workdir = Path(tempfile.mkdtemp(prefix="aia-worker-"))
+    result_path = workdir / "result.json"
+    job = {**job, "result_path": str(result_path)}
+    stderr_path = workdir / "stderr.txt"
+    other: list[str] = []
+
+    def fail(msg: str, kind: str, code: int = 1, status: str = "failed") -> dict[str, Any]:
+        return failed_result(job, msg, kind=kind, exit_code=code, status=status)
+
+    try:
+        with open(stderr_path, "w+", encoding="utf-8", errors="replace") as err:
+            try:
+                # cwd in a temp dir: the user's folder must not shadow aia's modules.
+                proc = subprocess.Popen(
+                    [python, "-m", "aialliance_cli.runtime.worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=workdir,
+                    env=worker_environ({"AIA_WORKER": "1", "PYTHONUNBUFFERED": "1"}),
+                    start_new_session=(os.name == "posix"), text=True, encoding="utf-8",
+                    errors="replace",
+                )
+            except OSError as exc:
+                return fail(f"cannot start the worker in {where}: {exc.strerror or exc}",
+                            "runtime")  # fmt: skip
+
+            def read() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if line.startswith(EVENT_PREFIX):
+                        if on_event is not None:
+                            try:
+                                on_event(json.loads(line[len(EVENT_PREFIX) :]))
+                            except Exception:  # a display problem must not stop measuring
+                                pass
+                    elif line.strip():
+                        other.append(line.rstrip())
+                        del other[:-20]
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(job))
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass  # the worker died at start; its exit code and stderr say why
+            started = time.monotonic()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                proc.wait()
+                reader.join(2)
+                return fail(
+                    f"the configuration ran past --timeout {timeout_s:g} s and its worker "
+                    "was stopped", "timeout",
+                )
+            except KeyboardInterrupt:
+                _kill(proc, signal.SIGINT)
+                try:
+                    proc.wait(timeout=INTERRUPT_GRACE_S)
+                except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                    _kill(proc)
+                    proc.wait()
+                reader.join(2)
+                kept = _read_result(result_path)
+                if kept is None or kept.get("status") == "failed":
+                    kept = fail("interrupted before the configuration finished", "interrupted",
+                                130, status="interrupted")  # fmt: skip
+                raise SweepInterrupted(kept) from None
+            reader.join(5)
+            result = _read_result(result_path)
+            if result is not None:
+                return result
+            err.seek(0)
+            tail = [x for x in err.read().splitlines() if x.strip()][-6:] + other[-3:]
+            elapsed = time.monotonic() - started
+            return fail(
+                f"the worker in {where} ended with {_signal_name(proc.returncode)} after "
+                f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
+                "crash",
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_in_process(job: dict[str, Any], *, on_event: Event | None = None) -> dict[str, Any]:
+    """The same measurement as a worker's, in this process (no isolation, no timeout)."""
+    from aialliance_cli.runtime.worker import execute
+
+    result = execute(job, on_event or (lambda _e: None))
+    if result.get("status") == "interrupted":
+        raise SweepInterrupted(result)
+    return result
+
+
+@dataclass
+class SweepOutcome:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.results, self.interrupted)
+
+
+def exit_code(results: Sequence[dict[str, Any]], interrupted: bool = False) -> int:
+    """130 interrupted; 0 all ok; the shared code when every one failed alike (2 bad
+    input, 3 unavailable); 1 otherwise."""
+    if interrupted or any(r.get("status") == "interrupted" for r in results):
+        return 130
+    failed = [r for r in results if r.get("status") != "ok"]
+    if not failed:
+        return 0
+    if len(failed) == len(results):
+        codes = {int((r.get("failure") or {}).get("exit_code") or 1) for r in failed}
+        if len(codes) == 1 and codes <= {2, 3}:
+            return codes.pop()
+    return 1
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A point ready to run: its label, job and route."""
+
+    point: SweepPoint
+    label: str
+    job: dict[str, Any]
+    route: Route
+
+
+def plan_sweep(
+    target: Any, overrides: Any, points: Sequence[SweepPoint], *, here: Sequence[str],
+    envs: Sequence[Any], scenario: ScenarioSettings | None = None, out: Path | None = None,
+) -> list[Planned]:
+    """Route every point and make its job (LoadGen log folders named per configuration)."""
+    sweep = len(points) > 1
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    planned = []
+    for i, point in enumerate(points):
+        r = route(point, here, envs, sweep=sweep)
+        label = point.label(r.env.name if r.env is not None else None) if sweep else (
+            point.label(r.env.name) if r.env is not None else target.name
+        )
+        log_dir = loadgen_dir(out, label, i + 1, stamp) if scenario is not None else None
+        job = make_job(target, overrides, point, label=label, scenario=scenario, log_dir=log_dir,
+                       environment=r.environment)  # fmt: skip
+        planned.append(Planned(point, label, job, r))
+    return planned
+
+
+def run_sweep(
+    planned: Sequence[Planned], *, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    in_process: bool = False, on_start: Callable[[int, Planned], None] | None = None,
+    on_result: Callable[[int, Planned, dict[str, Any]], None] | None = None,
+    on_event: Event | None = None, machine: dict[str, Any] | None = None,
+) -> SweepOutcome:
+    """Run each planned configuration in turn; Ctrl-C keeps what finished (and what it kept).
+
+    ``in_process`` runs configurations of this environment here instead of in a
+    worker (other environments always need one). ``on_result`` sees each result
+    as soon as it exists, so a caller can append it to a file before the next starts.
+    """
+    from aialliance_cli.runtime.worker import failed_result
+
+    outcome = SweepOutcome()
+    for i, p in enumerate(planned):
+        result: dict[str, Any]
+        try:
+            if on_start is not None:
+                on_start(i, p)
+            if p.route.error is not None:
+                result = failed_result(
+                    p.job, p.route.error, kind=p.route.kind,
+                    exit_code=3 if p.route.kind == "unavailable" else 1, machine=machine,
+                    onnxruntime=_ort_of(p.route),
+                )
+            elif in_process and p.route.env is None:
+                result = run_in_process(p.job, on_event=on_event)
+            else:
+                result = run_worker(p.job, python=p.route.python, timeout_s=timeout_s,
+                                    on_event=on_event)  # fmt: skip
+        except SweepInterrupted as stop:
+            outcome.results.append(stop.result)
+            outcome.interrupted = True
+            if on_result is not None:
+                on_result(i, p, stop.result)
+            break
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            break
+        outcome.results.append(result)
+        try:
+            if on_result is not None:
+                on_result(i, p, result)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            break
+    return outcome
+
+
+def _ort_of(r: Route) -> dict[str, Any] | None:
+    if r.env is None:
+        return None
+    return {"version": r.env.onnxruntime, "distributions": list(r.env.distributions)}

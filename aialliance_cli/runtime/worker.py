@@ -1,0 +1,387 @@
+"""Measure one benchmark configuration in a process of its own.
+
+    python -m aialliance_cli.runtime.worker  < job.json
+
+The job (JSON on stdin, see :func:`aialliance_cli.runtime.sweep.make_job`)
+names an already resolved ONNX file, so this process never exports or
+downloads: it may run in another Python environment that holds another ONNX
+Runtime build and only numpy, psutil, pyyaml, pydantic and platformdirs
+beside it, with aia's own code on PYTHONPATH. It writes the result (a
+``aia.result/1`` dict, failed or not) to ``job["result_path"]`` atomically,
+or to stdout as one ``AIA-RESULT {...}`` line when no path is given, and
+reports progress as ``AIA-EVENT {...}`` lines on stdout. SIGINT stops the
+measurement and keeps what was measured (status "interrupted").
+
+It never imports typer or rich: a fresh process per configuration must stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+EVENT_PREFIX = "AIA-EVENT "
+RESULT_PREFIX = "AIA-RESULT "
+JOB_VERSION = 1
+
+Event = Callable[[dict[str, Any]], None]
+
+
+def _no_event(_: dict[str, Any]) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- job parts
+
+
+def overrides_to_dict(ov: Any) -> dict[str, Any]:
+    """An api.Overrides as JSON-able data (paths as absolute strings)."""
+    out: dict[str, Any] = {}
+    for f in fields(ov):
+        value = getattr(ov, f.name)
+        if f.name == "input_files":
+            value = [str(Path(p).expanduser().absolute()) for p in value]
+        elif f.name == "dims":
+            value = {str(k): int(v) for k, v in dict(value).items()}
+        out[f.name] = value
+    return out
+
+
+def overrides_from_dict(data: dict[str, Any]) -> Any:
+    from aialliance_cli.runtime.api import Overrides
+
+    known = {f.name for f in fields(Overrides)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    kwargs["input_files"] = tuple(Path(p) for p in kwargs.get("input_files") or ())
+    kwargs["dims"] = dict(kwargs.get("dims") or {})
+    return Overrides(**kwargs)
+
+
+def target_to_dict(target: Any) -> dict[str, Any]:
+    """What the worker needs of an api.Target: the resolved files, never the source."""
+    loaded = target.loaded
+    return {
+        "name": target.name,
+        "model_path": str(target.model_path),
+        "tokenizer_dir": str(target.tokenizer_dir) if target.tokenizer_dir else None,
+        "model_info": dict(target.model_info),
+        "profile_path": str(loaded.path) if loaded is not None else None,
+        "profile_origin": getattr(loaded, "origin", None),
+        "profile_record": target.profile_record(),
+    }
+
+
+def target_from_dict(data: dict[str, Any]) -> Any:
+    from aialliance_cli.runtime.api import Target
+
+    loaded = None
+    if data.get("profile_path"):
+        from aialliance_cli.profiles import load_profile
+
+        loaded = load_profile(Path(data["profile_path"]), origin=data.get("profile_origin"))
+    return Target(
+        name=data["name"],
+        model_path=Path(data["model_path"]),
+        loaded=loaded,
+        tokenizer_dir=Path(data["tokenizer_dir"]) if data.get("tokenizer_dir") else None,
+        model_info=dict(data.get("model_info") or {}),
+    )
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def failure_kind(exc: BaseException) -> tuple[str, int]:
+    """(kind, exit code) of an error: bad-input 2, unavailable 3, runtime 1."""
+    from aialliance_cli.errors import AiaError, ExitCode
+
+    if isinstance(exc, AiaError):
+        code = int(exc.exit_code)
+        kind = {2: "bad-input", 3: "unavailable"}.get(code, "runtime")
+        return kind, code
+    return "runtime", int(ExitCode.RUNTIME_FAILURE)
+
+
+def failed_result(
+    job: dict[str, Any], error: str, *, kind: str = "runtime", exit_code: int = 1,
+    status: str = "failed", machine: dict[str, Any] | None = None,
+    onnxruntime: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An aia.result/1 dict for a configuration that produced no measurement."""
+    from aialliance_cli.results.schema import Result
+
+    cfg = job.get("config") or {}
+    ov = job.get("overrides") or {}
+    tgt = job.get("target") or {}
+    settings: dict[str, Any] = {
+        "intra_op_threads": ov.get("threads"),
+        "batch": ov.get("batch"),
+        "dims": dict(ov.get("dims") or {}),
+        "input_sets": ov.get("input_sets"),
+        "warmup": ov.get("warmup"),
+        "iterations": ov.get("iterations"),
+        "duration_s": ov.get("duration_s"),
+        "strict": ov.get("strict"),
+    }
+    if job.get("scenario"):
+        settings["scenario"] = job["scenario"]["name"]
+    res = Result(
+        kind="bench",
+        profile=tgt.get("profile_record") or {"name": tgt.get("name")},
+        model=tgt.get("model_info") or {},
+        machine=machine if machine is not None else _machine_record(),
+        onnxruntime=onnxruntime if onnxruntime is not None else _ort_record_here(job),
+        ep={"requested": cfg.get("ep"), "name": None, "options": {}, "providers": [],
+            "fallbacks": []},  # fmt: skip
+        settings=settings,
+        metrics={},
+        status=status,
+        error=error,
+    ).to_dict()
+    res["config"] = cfg
+    res["environment"] = job.get("environment")
+    res["failure"] = {"kind": kind, "exit_code": int(exit_code)}
+    return res
+
+
+def _machine_record() -> dict[str, Any]:
+    try:
+        from aialliance_cli.hardware import detect
+
+        return detect().to_dict()
+    except Exception:  # a failed result must still be written
+        return {}
+
+
+def _ort_record_here(job: dict[str, Any]) -> dict[str, Any]:
+    env = job.get("environment")
+    if env:
+        return {"version": env.get("onnxruntime"), "distributions": [env.get("distribution")]}
+    try:
+        import onnxruntime as ort
+
+        return {"version": ort.__version__, "available_providers": ort.get_available_providers()}
+    except Exception:
+        return {}
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _fit_batch(target: Any, ov: Any) -> Any:
+    """A batch asked of a model whose batch dim is fixed: fine if equal, a clear error if not."""
+    from dataclasses import replace
+
+    from aialliance_cli.errors import ModelError
+    from aialliance_cli.runtime.inputs import DIM_ALIASES
+
+    if ov.batch is None:
+        return ov
+    try:
+        import onnx
+
+        model = onnx.load(str(target.model_path), load_external_data=False)
+    except Exception:
+        return ov  # let ONNX Runtime say what is wrong
+    inits = {i.name for i in model.graph.initializer}
+    firsts: list[tuple[str, Any]] = []
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if not dims:
+            continue
+        d = dims[0]
+        firsts.append((inp.name, d.dim_param or (d.dim_value if d.HasField("dim_value") else None)))
+    symbolic = [v for _, v in firsts if isinstance(v, str) and v]
+    names = {d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim
+             if d.dim_param}  # fmt: skip
+    if any(DIM_ALIASES["batch"].search(n) for n in names) or symbolic or not firsts:
+        return ov
+    fixed = {v for _, v in firsts if isinstance(v, int)}
+    if fixed == {ov.batch}:
+        return replace(ov, batch=None)  # already that batch: nothing to override
+    shown = ", ".join(f"{n}: {v}" for n, v in firsts)
+    raise ModelError(
+        f"the model {target.model_path} has a fixed batch dimension ({shown}); "
+        f"it cannot run batch {ov.batch}. Export it with a symbolic batch to sweep --batch."
+    )
+
+
+def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
+    """Open the session and measure one configuration; raises aia's errors."""
+    from aialliance_cli.runtime.api import bench, bench_settings, open_session
+
+    target = target_from_dict(job["target"])
+    ov = _fit_batch(target, overrides_from_dict(job["overrides"]))
+    bench_settings(target, ov)  # bad counts are bad input before any session is built
+
+    def status(msg: str) -> None:
+        on_event({"event": "status", "message": msg})
+
+    def progress(done: int, total: int | None, elapsed: float) -> None:
+        on_event({"event": "progress", "done": done, "total": total, "elapsed": elapsed})
+
+    prepared = open_session(target, ov, status=status)
+    on_event({"event": "session", "ep": prepared.built.ep})
+    scenario = job.get("scenario")
+    if scenario:
+        result = _loadgen_result(prepared, ov, scenario, status)
+    else:
+        result = bench(overrides=ov, prepared=prepared, progress=progress).result.to_dict()
+    result["profile"] = job["target"].get("profile_record") or result["profile"]
+    result["config"] = job.get("config") or {}
+    result["environment"] = job.get("environment")
+    return result
+
+
+def _loadgen_result(
+    p: Any, ov: Any, sc: dict[str, Any], status: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run one LoadGen scenario over the prepared input sets; a kind 'bench' result."""
+    import time
+
+    from aialliance_cli.results.schema import Result
+    from aialliance_cli.runtime import api
+    from aialliance_cli.runtime.bench import _peak_rss_bytes
+    from aialliance_cli.runtime.loadgen import normalize_scenario, run_scenario
+
+    name = normalize_scenario(sc["name"])
+    settings = api.bench_settings(p.target, ov)
+    batch = api._batch_of(p)
+    feeds, n = p.feeds, len(p.feeds)
+    run = p.built.session.run
+    rows = name in ("offline", "multi-stream")
+    if rows:
+        # A LoadGen sample is one row; LoadGen groups them into batches of the model's batch.
+        def infer(indices: list[int]) -> None:
+            for i in range(0, len(indices), batch):
+                run(None, feeds[(indices[i] // batch) % n])
+
+        total = n * batch
+    else:
+        # A sample is one model input of the configured batch, one session.run each.
+        def infer(indices: list[int]) -> None:
+            for idx in indices:
+                run(None, feeds[idx % n])
+
+        total = n
+    for i in range(settings.warmup):
+        run(None, feeds[i % n])
+    status(f"LoadGen {name} on {p.built.ep}")
+    t0, cpu0 = time.perf_counter(), os.times()
+    report = run_scenario(
+        infer, scenario=name, total_samples=total,
+        target_qps=sc.get("target_qps"), target_latency_ms=sc.get("target_latency_ms"),
+        min_duration_s=float(sc.get("min_duration_s") or 10.0),
+        min_queries=sc.get("min_queries"), samples_per_query=sc.get("samples_per_query"),
+        max_batch=batch if rows else 1, server_threads=int(sc.get("server_threads") or 1),
+        log_dir=Path(sc["log_dir"]),
+    )  # fmt: skip
+    wall, cpu1 = time.perf_counter() - t0, os.times()
+    busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    lg = report.to_dict()
+    samples_per_s = report.qps if rows else report.qps * batch
+    metrics: dict[str, Any] = {
+        "loadgen": lg,
+        "iterations": report.samples_processed // batch if rows else report.samples_processed,
+        "warmup": settings.warmup,
+        "wall_s": wall,
+        "samples_per_s": samples_per_s,
+        "throughput_per_s": samples_per_s / batch,
+        "session_create_s": p.built.create_s,
+        "session_memory_bytes": p.built.rss_added_bytes,
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "cpu_percent": 100.0 * busy / wall if wall > 0 else None,
+        "cpu_percent_of_machine": 100.0 * busy / wall / (os.cpu_count() or 1) if wall > 0 else None,
+    }
+    if name != "offline":  # offline latencies are queueing times of one huge query
+        pct = report.latency_ms
+        metrics["latency_ms"] = {
+            "min": report.min_latency_ms, "mean": report.mean_latency_ms,
+            "p50": pct.get("p50"), "p90": pct.get("p90"), "p95": pct.get("p95"),
+            "p99": pct.get("p99"), "max": report.max_latency_ms,
+        }  # fmt: skip
+    warnings = list(p.warnings)
+    if not report.valid:
+        warnings.append("LoadGen: INVALID (" + "; ".join(report.invalid_reasons) + ")")
+    result = Result(
+        kind="bench", profile=p.target.profile_record(), model=p.target.model_info,
+        machine=p.inventory.to_dict(), onnxruntime=api._ort_record(p.inventory),
+        ep=api._ep_record(p),
+        settings=api._settings_record(p, {
+            "scenario": name, "warmup": settings.warmup, "strict": ov.strict,
+            "loadgen": dict(lg["settings"]),
+        }),
+        metrics=metrics, warnings=warnings,
+    ).to_dict()
+    result["loadgen_logs"] = {
+        "dir": str(Path(sc["log_dir"])), "summary": lg["summary_path"], "detail": lg["detail_path"],
+    }
+    return result
+
+
+def execute(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
+    """:func:`measure`, with every failure turned into a failed (or interrupted) result."""
+    try:
+        return measure(job, on_event)
+    except KeyboardInterrupt:
+        return failed_result(job, "interrupted before anything was measured", kind="interrupted",
+                             exit_code=130, status="interrupted")  # fmt: skip
+    except ImportError as exc:
+        where = (job.get("environment") or {}).get("name") or "the current environment"
+        return failed_result(
+            job, f"{where} ({sys.executable}) cannot import what aia's worker needs: {exc}",
+            kind="runtime", exit_code=1,
+        )
+    except Exception as exc:
+        kind, code = failure_kind(exc)
+        msg = str(exc) if kind != "runtime" or hasattr(exc, "exit_code") else (
+            f"unexpected {type(exc).__name__}: {exc}"
+        )
+        if os.environ.get("AIA_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return failed_result(job, msg, kind=kind, exit_code=code)
+
+
+# ----------------------------------------------------------------------------- process
+
+
+def _emit(event: dict[str, Any]) -> None:
+    try:
+        sys.stdout.write(EVENT_PREFIX + json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):  # the parent stopped listening; measuring goes on
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read the job from stdin (or the file named as the argument), write the result."""
+    args = sys.argv[1:] if argv is None else argv
+    text = Path(args[0]).read_text(encoding="utf-8") if args else sys.stdin.read()
+    job = json.loads(text)
+    if job.get("version", JOB_VERSION) > JOB_VERSION:
+        sys.stderr.write(f"aia worker: job version {job['version']} is newer than {JOB_VERSION}\n")
+        return 2
+    result = execute(job, _emit)
+    from aialliance_cli.results.store import dumps, write_json_atomic
+
+    if job.get("result_path"):
+        write_json_atomic(Path(job["result_path"]), result)
+    else:
+        sys.stdout.write(RESULT_PREFIX + dumps(result) + "\n")
+        sys.stdout.flush()
+    if result.get("status") == "ok":
+        return 0
+    return int((result.get("failure") or {}).get("exit_code") or 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
