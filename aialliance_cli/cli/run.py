@@ -91,6 +91,9 @@ def _render(out: Any, data: dict[str, Any]) -> None:
         f"{data['metrics']['latency_ms']:.2f} ms; session built in "
         f"{data['metrics']['session_create_s']:.2f} s"
     )
+    placement = ep.get("placement", {}).get("summary")
+    if placement:
+        caption += f"\nplacement: {placement}"
     show(
         table(
             f"{data['profile']['name']}: outputs",

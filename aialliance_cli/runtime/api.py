@@ -372,11 +372,27 @@ def _coverage_gate(
     minimum = ov.min_coverage
     if minimum is None and target.profile is not None and target.profile.bench is not None:
         minimum = target.profile.bench.min_coverage
+    wanted = _asked_ep(ov)
+    if minimum and wanted is not None and wanted != placement.requested_ep:
+        # --ep named an EP this build lacks and the plan's first EP stood in: it ran 0%.
+        raise UnavailableError(
+            f"{wanted} was asked for but is not in this ONNX Runtime build, so it ran 0% of "
+            f"{target.name} (the session runs on {built.ep}), below the minimum coverage of "
+            f"{minimum:g}%."
+        )
     if minimum is not None and share * 100 < minimum:
         raise UnavailableError(
             f"{built.spec.ep} ran {share * 100:.1f}% of the {what} of {target.name}, below "
             f"the minimum coverage of {minimum:g}%: {placement.summary_line()}"
         )
+
+
+def _asked_ep(ov: Overrides) -> str | None:
+    if not ov.ep:
+        return None
+    from aialliance_cli.providers.catalogue import resolve_ep_name
+
+    return resolve_ep_name(ov.ep)
 
 
 _FLOPS_CACHE: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[Any, Any]] = {}
@@ -423,7 +439,7 @@ def _ep_record(p: Prepared) -> dict[str, Any]:
         ],
     }
     if p.placement is not None and hasattr(p.placement, "to_dict"):
-        rec["placement"] = p.placement.to_dict()
+        rec["placement"] = {**p.placement.to_dict(), "summary": p.placement.summary_line()}
     return rec
 
 
