@@ -1,0 +1,249 @@
+"""`aia compare`: compare benchmark results across machines, EPs and settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aialliance_cli.cli import options as o
+from aialliance_cli.cli.output import handles_errors
+
+VERDICT_STYLES = {
+    "faster": "bold green",
+    "slower": "bold red",
+    "within noise": "dim",
+    "baseline": "bold cyan",
+    "no baseline": "yellow",
+    "no data": "yellow",
+    "failed": "red",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)
+
+
+@handles_errors
+def compare(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Result files (JSON Lines written by `aia bench --out`).", show_default=False
+        ),
+    ],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="What to compare against: a result file, a machine "
+            "(hostname or CPU model), an EP (cpu, openvino, CUDAExecutionProvider, "
+            "...) or an environment. Default: the first file (or first record).",
+        ),
+    ] = None,
+    fail_if_slower: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-if-slower",
+            metavar="PCT",
+            help="Exit 3 when a configuration is "
+            "slower than its baseline by more than PCT % and outside the noise.",
+        ),
+    ] = None,
+    json_: o.Json = False,
+    csv_: Annotated[
+        bool, typer.Option("--csv", help="Print CSV (columns: docs/results.md).")
+    ] = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Draw a bar chart of throughput in the terminal.")
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained offline HTML report here."),
+    ] = None,
+) -> None:
+    """Compare results across machines, EPs and settings; gate on regressions."""
+    from aialliance_cli.cli.output import info, warn
+    from aialliance_cli.errors import BadInputError, UnavailableError
+    from aialliance_cli.results.compare import compare as compare_results
+    from aialliance_cli.results.compare import load_many, regressions
+
+    if json_ and csv_:
+        raise BadInputError("give either --json or --csv, not both")
+    if fail_if_slower is not None and not fail_if_slower >= 0:
+        raise BadInputError(f"--fail-if-slower takes a percentage >= 0, got {fail_if_slower}")
+    records, skipped = load_many(files)
+    for msg in skipped:
+        warn(f"skipped {msg}")
+    if not records:
+        raise BadInputError(
+            f"no usable results in {', '.join(map(str, files))}"
+            + (f" ({len(skipped)} line(s) skipped, see the warnings above)" if skipped else "")
+            + "; write some with `aia bench --out FILE.jsonl`"
+        )
+    table = compare_results(records, baseline)
+    for msg in table.skipped:
+        warn(f"skipped {msg}")
+    failed = regressions(table, fail_if_slower) if fail_if_slower is not None else []
+
+    if json_:
+        from aialliance_cli.cli.output import print_json
+
+        data = table.to_dict()
+        data["skipped"] = [*skipped, *table.skipped]
+        if fail_if_slower is not None:
+            data["gate"] = {
+                "fail_if_slower_pct": fail_if_slower,
+                "failed": bool(failed),
+                "regressions": [r.to_dict() for r in failed],
+            }
+        print_json(data)
+    elif csv_:
+        from aialliance_cli.results.tabular import write_csv
+
+        write_csv(
+            [table.records[r.index] for r in table.rows],
+            sys.stdout,
+            extra=[
+                {
+                    "compare_verdict": r.verdict,
+                    "compare_ratio": r.ratio,
+                    "compare_change_pct": r.change_pct,
+                    "compare_baseline": r.baseline,
+                }
+                for r in table.rows
+            ],
+        )
+        sys.stdout.flush()
+    else:
+        render_table(table)
+    if plot:
+        render_plot(table, stderr=json_ or csv_)
+    if html is not None:
+        from aialliance_cli.results.html import render_html, write_html
+
+        write_html(
+            html,
+            render_html(
+                table,
+                notes=[f"skipped {m}" for m in skipped],
+                sources=[str(f) for f in files],
+            ),
+        )
+        info(f"wrote {html}")
+    if failed:
+        lines = "; ".join(
+            f"{r.group}: {r.config} is {r.change_pct:.1f}% slower than {r.baseline}" for r in failed
+        )
+        raise UnavailableError(
+            f"{len(failed)} configuration(s) slower than the baseline by more than "
+            f"{fail_if_slower:g}% (outside the noise): {lines}"
+        )
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}f}" if abs(x) >= 0.01 or x == 0 else f"{x:.4f}"
+
+
+def _one_per_machine(rows: list[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for r in rows:
+        seen.setdefault(r.machine, r)
+    return list(seen.values())
+
+
+def render_table(table: Any) -> None:
+    """One rich table per profile, verdicts coloured."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from aialliance_cli.cli.output import show
+    from aialliance_cli.results.compare import machine_names
+
+    base = table.baseline if table.baseline is not None else "first file / first record"
+    names = machine_names(table.rows)
+    for group in table.groups:
+        t = Table(
+            title=f"[bold]{escape(group)}[/]",
+            title_justify="left",
+            caption_justify="left",
+            caption=f"baseline: {escape(base)} ({table.baseline_kind}); ratio > 1 is faster "
+            "(median time per sample); verdicts from the medians' 95% CIs"
+            + "".join(
+                f"\n{escape(names[r.machine])}: {escape(r.cpu_model or '?')}"
+                for r in _one_per_machine(table.group_rows(group))
+                if names[r.machine] != r.machine
+            ),
+        )
+        for col, justify in (
+            ("machine", "left"),
+            ("EP", "left"),
+            ("config", "left"),
+            ("p50 ms", "right"),
+            ("p99 ms", "right"),
+            ("inf/s", "right"),
+            ("ratio", "right"),
+            ("verdict", "left"),
+        ):
+            t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for r in table.group_rows(group):
+            ratio = (
+                f"{r.ratio:.2f}x"
+                if r.ratio is not None
+                else ("-" if r.verdict == "baseline" else "n/a")
+            )
+            style = VERDICT_STYLES.get(r.verdict, "")
+            t.add_row(
+                escape(names[r.machine]),
+                escape(r.ep_short),
+                escape(r.settings),
+                _fmt(r.p50),
+                _fmt(r.p99),
+                _fmt(r.throughput, 1),
+                ratio,
+                f"[{style}]{escape(r.verdict)}[/]" if style else escape(r.verdict),
+            )
+        show(t)
+
+
+def render_plot(table: Any, *, stderr: bool = False) -> None:
+    """Recorded throughput per configuration as unicode bars, one block per profile."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.text import Text
+
+    from aialliance_cli.results.compare import short_labels
+
+    console = Console(stderr=stderr, soft_wrap=False)
+    width = max(20, min(console.width, 160))
+    for group in table.groups:
+        rows = [r for r in table.group_rows(group) if r.throughput is not None]
+        console.print(Text(f"{group}: inferences/s", style="bold"))
+        if not rows:
+            console.print("  (no throughput recorded)")
+            continue
+        labels = short_labels(rows)
+        label_w = min(max(len(s) for s in labels), width // 2)
+        values = [_fmt(r.throughput, 1) for r in rows]
+        value_w = max(len(v) for v in values)
+        bar_w = max(5, width - label_w - value_w - 6)
+        vmax = max(r.throughput for r in rows) or 1.0
+        for r, label, value in zip(rows, labels, values, strict=True):
+            eighths = round(bar_w * 8 * r.throughput / vmax)
+            bar = "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
+            if len(label) > label_w:
+                label = label[: label_w - 1] + "…"
+            # Bars show the recorded (mean-based) throughput; the verdicts come from the
+            # medians and may disagree, so only the baseline is told apart.
+            style = "cyan" if r.verdict == "baseline" else "green"
+            console.print(
+                f"  {escape(label.ljust(label_w))} [{style}]{bar or '▏'}[/] {value}",
+                highlight=False,
+            )
+        console.print()
