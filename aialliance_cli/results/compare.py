@@ -142,6 +142,15 @@ def machine_label(hostname: str | None, cpu_model: str | None) -> str:
     return hostname or cpu_model or "unknown machine"
 
 
+def _cpu_label(record: Mapping[str, Any]) -> str | None:
+    """The CPU model with its thread count: VMs often share a hostname and a model name."""
+    model = _str(get(record, "machine", "cpu", "model_name"))
+    threads = get(record, "machine", "cpu", "logical_cores")
+    if model and isinstance(threads, int):
+        return f"{model}, {threads} threads"
+    return model
+
+
 def config_of(record: Mapping[str, Any]) -> Config:
     """The configuration of a record (missing fields are None)."""
     dims = get(record, "settings", "dims")
@@ -154,7 +163,7 @@ def config_of(record: Mapping[str, Any]) -> Config:
     batch = get(record, "settings", "batch")
     return Config(
         hostname=_str(get(record, "machine", "hostname")),
-        cpu_model=_str(get(record, "machine", "cpu", "model_name")),
+        cpu_model=_cpu_label(record),
         ep=_str(get(record, "ep", "name")) or _str(get(record, "ep", "requested")),
         environment=environment_name(record),
         threads=threads if isinstance(threads, int) else None,
@@ -346,7 +355,8 @@ def resolve_baseline(records: Sequence[Mapping[str, Any]], baseline: str) -> tup
     low = text.lower()
 
     def exact(c: Config) -> bool:
-        return low in {(c.hostname or "").lower(), (c.cpu_model or "").lower(), c.machine.lower()}
+        cpu = (c.cpu_model or "").lower()
+        return low in {(c.hostname or "").lower(), cpu, cpu.split(", ")[0], c.machine.lower()}
 
     flags = [exact(c) for c in cfgs]
     if any(flags):
