@@ -27,9 +27,41 @@ def run(
     strict: o.Strict = False,
     allow_network: o.AllowNetwork = False,
     allow_custom_ops: o.AllowCustomOps = False,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Text-generation profiles: the prompt.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="Text-generation profiles: tokens to generate."),
+    ] = None,
+    random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--random-weights",
+            help="Text-generation profiles: build the architecture with random weights "
+            "(no download; the text is meaningless, the timings are real).",
+        ),
+    ] = False,
 ) -> None:
     """Run a profile or ONNX model once and print its outputs and the EP that ran it."""
     import numpy as np
+
+    from aialliance_cli.runtime.textgen import is_text_generation
+
+    if is_text_generation(target):
+        o.check_positive("--max-new-tokens", max_new_tokens)
+        _run_generation(
+            target,
+            prompt,
+            max_new_tokens,
+            random_weights,
+            ep,
+            threads,
+            strict,
+            allow_network,
+            json_,
+        )
+        return
 
     from aialliance_cli.cli.output import info, spinner, warn
     from aialliance_cli.runtime.api import Overrides
@@ -107,3 +139,52 @@ def _render(out: Any, data: dict[str, Any]) -> None:
         head = np.array2string(emb[0][:8], precision=4, separator=", ")
         norms = ", ".join(f"{n:.4f}" for n in np.linalg.norm(emb, axis=-1))
         show(f"pooled embedding: dim {emb.shape[-1]}, norm {norms}, first values {head[:-1]}, ...]")
+
+
+def _run_generation(
+    target, prompt, max_new_tokens, random_weights, ep, threads, strict, allow_network, json_
+) -> None:
+    """Stream generated text token by token, then the figures (TTFT, decode tokens/s)."""
+    import sys
+
+    from aialliance_cli.cli.output import show, spinner, table, warn
+    from aialliance_cli.runtime.api import Overrides
+    from aialliance_cli.runtime.textgen import generate_text, prepare_generation
+
+    ov = Overrides(ep=ep, threads=threads, strict=strict)
+    with spinner("preparing", enabled=not json_) as update:
+        p = prepare_generation(
+            target, ov, random_weights=random_weights, allow_network=allow_network, status=update
+        )
+
+    def stream(event: Any) -> None:
+        sys.stdout.write(event.text)
+        sys.stdout.flush()
+
+    out, result = generate_text(
+        p, prompt, max_new_tokens=max_new_tokens, on_token=None if json_ else stream
+    )
+    data = result.to_dict()
+    if json_:
+        from aialliance_cli.cli.output import print_json
+
+        print_json(data)
+    else:
+        sys.stdout.write("\n")
+        for w in data["warnings"]:
+            warn(w)
+        m = data["metrics"]
+        ttft = "n/a" if m["ttft_ms"] is None else f"{m['ttft_ms']:.1f} ms"
+        decode = m["decode_tokens_per_s"]
+        rows = [
+            ("EP", data["ep"]["name"]),
+            ("prompt tokens", str(m["n_prompt_tokens"])),
+            ("tokens generated", str(m["n_generated"])),
+            ("time to first token", ttft),
+            ("decode", "n/a" if decode is None else f"{decode:.1f} tokens/s"),
+            ("end to end", f"{m['e2e_ms']:.1f} ms"),
+            ("stopped by", m["stop_reason"]),
+        ]
+        show(table(f"{data['profile']['name']}: generation", ["", ""], rows))
+    if out.interrupted:
+        raise typer.Exit(130)

@@ -25,10 +25,18 @@ from pydantic import (
     model_validator,
 )
 
+from aialliance_cli.genai import GenerationSpec
+
 SCHEMA_ID = "aia.profile/1"
 
 Task = Literal[
-    "sentence-embedding", "feature-extraction", "text-classification", "image", "audio", "generic"
+    "sentence-embedding",
+    "feature-extraction",
+    "text-classification",
+    "text-generation",
+    "image",
+    "audio",
+    "generic",
 ]
 Synthesize = Literal["random", "zeros", "ones", "range"]
 DType = Literal[
@@ -467,4 +475,6 @@ class Profile(_Strict):
     session: SessionSpec = Field(default_factory=SessionSpec)
     bench: BenchSpec = Field(default_factory=BenchSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # Text generation (task text-generation): prompts, sampling and bench grid.
+    generation: GenerationSpec | None = None
     custom_ops_library: NonEmptyStr | None = None

@@ -1,0 +1,274 @@
+"""`aia run` and `aia bench` for text-generation profiles: the glue between profiles,
+the EP plan, the session builder and aialliance_cli.genai (export, KV-cache loop, bench)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aialliance_cli.errors import BadInputError
+from aialliance_cli.results.schema import Result
+from aialliance_cli.runtime.api import (
+    Overrides,
+    Target,
+    _ep_record,
+    _ort_record,
+    choose_session,
+)
+
+Status = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def is_text_generation(target: str | None) -> bool:
+    """True when ``target`` names a profile of task text-generation (cheap: no model work)."""
+    if target is None or target.lower().endswith((".onnx", ".ort")):
+        return False
+    try:
+        from aialliance_cli.profiles import load_profile
+
+        return load_profile(target).profile.task == "text-generation"
+    except Exception:  # the regular path reports bad profiles with its own messages
+        return False
+
+
+@dataclass
+class GenPrepared:
+    target: Target
+    generator: Any  # genai.generate.Generator
+    built: Any  # runtime.session.BuiltSession
+    spec: Any  # genai.GenerationSpec
+    random_weights: bool
+    inventory: Any
+    plan: Any
+    choice: Any
+    warnings: list[str]
+    placement: Any = None
+    feeds: Any = ()
+    dims: Any = None
+
+
+def prepare_generation(
+    target: str,
+    ov: Overrides,
+    *,
+    random_weights: bool = False,
+    allow_network: bool = False,
+    status: Status = _quiet,
+) -> GenPrepared:
+    """Resolve (export or build) the decoder, plan the EP, build the session, load the loop."""
+    from aialliance_cli.genai import GenerationSpec
+    from aialliance_cli.genai.export import export_causal_lm, locate_decoder
+    from aialliance_cli.genai.generate import load_generator
+    from aialliance_cli.genai.tiny import architecture_for, build_random_causal_lm
+    from aialliance_cli.hardware import detect
+    from aialliance_cli.profiles import load_profile
+    from aialliance_cli.runtime.session import build_session
+
+    loaded = load_profile(target)
+    prof = loaded.profile
+    spec = prof.generation or GenerationSpec()
+    m = prof.model
+    if m.huggingface is not None:
+        hf = m.huggingface
+        if random_weights:
+            status("building the architecture with random weights")
+            source: Any = build_random_causal_lm(architecture_for(hf.id, spec.architecture))
+        elif hf.id is not None:
+            source = hf.id
+        elif hf.path is not None:
+            source = loaded.resolve(hf.path)
+        else:
+            from aialliance_cli.models.sources import package_dir
+
+            source = package_dir(hf.package.name) / (hf.package.path or "")
+        status("exporting the decoder with its KV cache (optimum)")
+        folder = export_causal_lm(
+            source,
+            allow_download=allow_network,
+            revision=hf.revision or "main",
+            opset=hf.opset,
+        )
+    elif m.file is not None:
+        if random_weights:
+            raise BadInputError(
+                f"--random-weights needs a Hugging Face model in {loaded.path}; this profile "
+                "names an ONNX file, whose weights are already there"
+            )
+        folder = loaded.resolve(m.file)
+    else:
+        raise BadInputError(
+            f"profile {loaded.path}: a text-generation model must be model.huggingface "
+            "(exported with its KV cache) or model.file (an ONNX decoder or its folder)"
+        )
+    files = locate_decoder(folder)
+    tgt = Target(
+        name=prof.name,
+        model_path=files.model_path,
+        loaded=loaded,
+        tokenizer_dir=files.folder,
+        model_info={
+            "path": str(files.model_path),
+            "layout": files.layout,
+            "random_weights": random_weights,
+        },
+    )
+    inventory = detect()
+    sess_spec, (the_plan, choice, warnings) = choose_session(tgt, ov, inventory)
+    status(f"building the session on {sess_spec.ep}")
+    built = build_session(files.model_path, sess_spec)
+    for fb in built.fallbacks:
+        warnings.append(f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}")
+    generator = load_generator(files.folder, session=built.session)
+    return GenPrepared(
+        tgt, generator, built, spec, random_weights, inventory, the_plan, choice, warnings
+    )
+
+
+def _settings(p: GenPrepared, extra: dict[str, Any]) -> dict[str, Any]:
+    s = p.built.spec
+    return {
+        "intra_op_threads": s.intra_op_threads,
+        "inter_op_threads": s.inter_op_threads,
+        "graph_optimization_level": s.graph_optimization_level,
+        "execution_mode": s.execution_mode,
+        "random_weights": p.random_weights,
+        **extra,
+    }
+
+
+def _result(
+    p: GenPrepared,
+    kind: str,
+    settings: dict[str, Any],
+    metrics: dict[str, Any],
+    status: str,
+    warnings: Sequence[str],
+) -> Result:
+    return Result(
+        kind=kind,
+        profile=p.target.profile_record(),
+        model=p.target.model_info,
+        machine=p.inventory.to_dict(),
+        onnxruntime=_ort_record(p.inventory),
+        ep=_ep_record(p),
+        settings=settings,
+        metrics=metrics,
+        status=status,
+        warnings=list(warnings),
+        extra={"random_weights": p.random_weights},
+    )
+
+
+def generate_text(
+    p: GenPrepared,
+    prompt: str | None = None,
+    *,
+    max_new_tokens: int | None = None,
+    on_token: Callable[[Any], None] | None = None,
+) -> tuple[Any, Result]:
+    """Generate for one prompt (the profile's first by default); Ctrl-C keeps the partial text."""
+    from aialliance_cli.genai import make_settings
+
+    settings = make_settings(
+        p.spec, source=str(p.target.loaded.path), max_new_tokens=max_new_tokens
+    )
+    text = prompt if prompt is not None else (settings.prompts[0] if settings.prompts else None)
+    if not text:
+        raise BadInputError(
+            f"no prompt: give --prompt, or generation.prompts in {p.target.loaded.path}"
+        )
+    ids = p.generator.encode(text, chat=settings.chat_template)
+    out = p.generator.generate(ids, settings, on_token=on_token)
+    metrics = {
+        "n_prompt_tokens": out.n_prompt_tokens,
+        "n_generated": out.n_generated,
+        "ttft_ms": None if out.ttft_s is None else out.ttft_s * 1e3,
+        "decode_tokens_per_s": out.decode_tokens_per_s,
+        "prefill_tokens_per_s": out.prefill_tokens_per_s,
+        "e2e_ms": out.e2e_s * 1e3,
+        "stop_reason": out.stop_reason,
+    }
+    warnings = list(p.warnings)
+    if p.random_weights:
+        warnings.append("random weights: the text is meaningless; the timings are real")
+    result = _result(
+        p,
+        "generation",
+        _settings(
+            p,
+            {
+                "prompt": text,
+                "max_new_tokens": settings.max_new_tokens,
+                "do_sample": settings.do_sample,
+                "seed": settings.seed,
+                "temperature": settings.temperature,
+                "top_k": settings.top_k,
+                "top_p": settings.top_p,
+            },
+        ),
+        metrics,
+        "interrupted" if out.interrupted else "ok",
+        warnings,
+    )
+    result.extra["text"] = out.text
+    return out, result
+
+
+def bench_text(
+    p: GenPrepared,
+    *,
+    prompt_lens: Sequence[int] | None = None,
+    gen_lens: Sequence[int] | None = None,
+    batches: Sequence[int] | None = None,
+    warmup: int | None = None,
+    repetitions: int | None = None,
+) -> tuple[list[Any], list[Result]]:
+    """The generation grid; one Result per (batch, prompt length, generated length)."""
+    from aialliance_cli.genai.bench import bench_generation
+
+    b = p.spec.bench
+    rows = bench_generation(
+        p.generator,
+        prompt_lens=tuple(prompt_lens or b.prompt_lens),
+        gen_lens=tuple(gen_lens or b.gen_lens),
+        batches=tuple(batches or b.batches),
+        warmup=b.warmup if warmup is None else warmup,
+        repetitions=b.repetitions if repetitions is None else repetitions,
+        random_weights=p.random_weights,
+        model_name=p.target.name,
+    )
+    results = []
+    for r in rows:
+        warnings = list(p.warnings)
+        if p.random_weights:
+            warnings.append("random weights: same architecture, no download; timings are real")
+        results.append(
+            _result(
+                p,
+                "generation-bench",
+                _settings(
+                    p,
+                    {
+                        "batch": r.batch,
+                        "prompt_len": r.prompt_len,
+                        "gen_len": r.gen_len,
+                        "warmup": r.warmup,
+                        "repetitions": r.repetitions,
+                    },
+                ),
+                r.metrics,
+                "interrupted" if r.interrupted else "ok",
+                warnings,
+            )
+        )
+    return rows, results
+
+
+def default_model_dir(path: Path) -> Path:  # pragma: no cover - small helper for callers
+    return path if path.is_dir() else path.parent
