@@ -164,13 +164,23 @@ class ProfileRun:
     def status(self) -> str:
         return "interrupted" if self.interrupted else "ok"
 
-    def to_dict(self, top: int = 10) -> dict[str, Any]:
+    def _kernel_per_run(self, ep: str) -> float | None:
+        p = next((p for p in self.profiles if p.ep == ep), None)
+        return p.profile.kernel_us_total / p.profile.runs if p and p.profile.runs else None
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "profile",
             "status": self.status,
             "results": [p.result.to_dict() for p in self.profiles],
             "comparisons": [
-                {"a": a, "b": b, "by_op_type": [r.to_dict() for r in rows]}
+                {
+                    "a": a,
+                    "b": b,
+                    "a_kernel_us_per_run": self._kernel_per_run(a),
+                    "b_kernel_us_per_run": self._kernel_per_run(b),
+                    "by_op_type": [r.to_dict() for r in rows],
+                }
                 for a, b, rows in self.comparisons
             ],
             "skipped": [{"ep": ep, "reason": why} for ep, why in self.skipped],
@@ -319,6 +329,9 @@ def _check_writable(path: Path) -> None:
             pass
     except OSError as exc:
         why = exc.strerror or str(exc)
+        blocker = next((a for a in path.parents if a.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            why = f"{blocker} is a file, not a folder"
         raise BadInputError(
             f"cannot write the trace file {path}: {why}. Give --trace a path in a folder "
             "you can write to."
@@ -420,7 +433,11 @@ def _profile_one(
     workdir = Path(tempfile.mkdtemp(prefix="aia-profile-"))
     try:
         p = open_session(
-            tgt, ov, status=status, inventory=inventory, enable_profiling=True,
+            tgt,
+            ov,
+            status=status,
+            inventory=inventory,
+            enable_profiling=True,
             profile_prefix=str(workdir / "ort-profile"),
         )
         session = p.built.session
@@ -458,10 +475,19 @@ def _profile_one(
                 f"interrupted after {warmup_done} warm-up and {runs_done} measured runs"
             )
         ep_profile = EpProfile(
-            requested_ep=ep, ep=p.built.ep, profile=prof, placement=placement,
-            placement_note=note, flops=flops, achieved=achieved, flops_matched_share=matched,
-            warmup_done=warmup_done, runs_done=runs_done, interrupted=interrupted,
-            trace_path=dest, result=None,
+            requested_ep=ep,
+            ep=p.built.ep,
+            profile=prof,
+            placement=placement,
+            placement_note=note,
+            flops=flops,
+            achieved=achieved,
+            flops_matched_share=matched,
+            warmup_done=warmup_done,
+            runs_done=runs_done,
+            interrupted=interrupted,
+            trace_path=dest,
+            result=None,
         )
         ep_profile.result = _result(p, ep_profile, ov, top, warnings)
         return ep_profile
@@ -470,7 +496,10 @@ def _profile_one(
 
 
 def _loop(
-    session: Any, feeds: Sequence[Mapping[str, Any]], warmup: int, iterations: int,
+    session: Any,
+    feeds: Sequence[Mapping[str, Any]],
+    warmup: int,
+    iterations: int,
     progress: Progress | None,
 ) -> tuple[int, int, bool, Exception | None]:
     """Warm-up then measured runs; returns (warm-ups done, runs done, interrupted, error)."""
@@ -525,14 +554,24 @@ def _result(p: Prepared, e: EpProfile, ov: Overrides, top: int, warnings: list[s
         "model_gflops_per_s": e.model_gflops_per_s,
         "session_create_s": p.built.create_s,
     }
-    settings = _settings_record(p, {
-        "warmup": ov.warmup, "iterations": ov.iterations, "strict": ov.strict,
-        "trace": str(e.trace_path) if e.trace_path is not None else None,
-    })
-    return Result(
-        kind="profile", profile=p.target.profile_record(), model=p.target.model_info,
-        machine=p.inventory.to_dict(), onnxruntime=_ort_record(p.inventory), ep=ep_rec,
-        settings=settings, metrics=metrics,
-        status="interrupted" if e.interrupted else "ok", warnings=warnings,
+    settings = _settings_record(
+        p,
+        {
+            "warmup": ov.warmup,
+            "iterations": ov.iterations,
+            "strict": ov.strict,
+            "trace": str(e.trace_path) if e.trace_path is not None else None,
+        },
     )
-
+    return Result(
+        kind="profile",
+        profile=p.target.profile_record(),
+        model=p.target.model_info,
+        machine=p.inventory.to_dict(),
+        onnxruntime=_ort_record(p.inventory),
+        ep=ep_rec,
+        settings=settings,
+        metrics=metrics,
+        status="interrupted" if e.interrupted else "ok",
+        warnings=warnings,
+    )
