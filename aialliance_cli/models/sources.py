@@ -310,8 +310,6 @@ def _download(url: str, dest: Path, sha256: str) -> None:
 def _resolve_hf(
     spec: ModelSpec, base_dir: Path, allow_network: bool, report, root: Path
 ) -> ResolvedModel:
-    from aialliance_cli.models.export import export_hf
-
     fallback = None
     if spec.hf_id:
         try:
@@ -356,6 +354,9 @@ def _resolve_hf(
     entry = cache.lookup(key, root=root)
     cached = entry is not None
     if entry is None:
+        # Imported only to export: a cached model needs no optimum.
+        from aialliance_cli.models.export import export_hf
+
         entry = cache.store(
             key,
             {"kind": "huggingface", **identity},
