@@ -26,6 +26,10 @@ def detect(
     from aialliance_cli.hardware import detect as detect_inventory
     from aialliance_cli.providers.planner import plan, plan_for_machine
 
+    if not root.is_dir():
+        from aialliance_cli.errors import BadInputError
+
+        raise BadInputError(f"--root {root} is not a directory (a root such as / or a fake tree)")
     inventory = detect_inventory(root, vendor_libs=not no_vendor_libs)
     if str(root) == "/":
         the_plan = plan_for_machine(inventory=inventory)  # registers plugin EPs too
@@ -59,8 +63,8 @@ def render_inventory(inv: Any) -> None:
         ("CPU", f"{cpu.model_name} ({cpu.vendor}, {cpu.architecture})"),
         (
             "Cores",
-            f"{cpu.physical_cores} physical, {cpu.logical_cores} logical, "
-            f"{cpu.sockets} socket(s), {cpu.numa_nodes} NUMA node(s)",
+            f"{_n(cpu.physical_cores)} physical, {_n(cpu.logical_cores)} logical, "
+            f"{_n(cpu.sockets)} socket(s), {_n(cpu.numa_nodes)} NUMA node(s)",
         ),
         ("Clock", clock or "not reported"),
         ("Caches", caches or "not reported"),
@@ -97,6 +101,10 @@ def render_inventory(inv: Any) -> None:
         from aialliance_cli.cli.output import info
 
         info(f"{note.probe}: {note.message}")
+
+
+def _n(value: Any) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def render_plan(the_plan: Any) -> None:

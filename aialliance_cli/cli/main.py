@@ -41,11 +41,8 @@ def _register() -> None:
     app.command("bench")(bench.bench)
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(cache.app, name="cache")
-    for optional in ("inspect", "profile", "compare", "env"):
-        try:
-            module = __import__(f"aialliance_cli.cli.{optional}", fromlist=["register"])
-        except ImportError:
-            continue
+    for name in ("inspect", "profile", "compare", "env"):
+        module = __import__(f"aialliance_cli.cli.{name}", fromlist=["register"])
         module.register(app)
 
 

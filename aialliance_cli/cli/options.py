@@ -67,8 +67,19 @@ def parse_dims(values: list[str] | None) -> dict[str, int]:
             ) from None
         if number <= 0:
             raise BadInputError(f"--dim {name}: the value must be a positive integer, got {number}")
+        if name.strip() in dims and dims[name.strip()] != number:
+            raise BadInputError(
+                f"--dim {name.strip()} is given twice ({dims[name.strip()]} and {number})"
+            )
         dims[name.strip()] = number
     return dims
+
+
+def merge_batch(batch: int | None, dims: dict[str, int]) -> int | None:
+    """--batch N and --dim batch=M must agree; returns the batch to use."""
+    if batch is not None and "batch" in dims and dims["batch"] != batch:
+        raise BadInputError(f"--batch {batch} conflicts with --dim batch={dims['batch']}")
+    return batch if batch is not None else dims.get("batch")
 
 
 def check_positive(name: str, value: int | float | None, *, zero_ok: bool = False) -> None:

@@ -15,7 +15,16 @@ from typing import Any
 def stdout_console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    console = Console(soft_wrap=False)
+    console.on_broken_pipe = _quiet_broken_pipe  # rich would exit 1
+    return console
+
+
+def _quiet_broken_pipe() -> None:
+    """`aia detect | head -1`: the reader has what it wanted; stop quietly with 0."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
 
 
 def stderr_console() -> Any:
@@ -157,6 +166,10 @@ def handles_errors(func: Any) -> Any:
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # `aia detect | head -1`: the reader left; that is fine
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as exc:  # a bug or an unforeseen failure: one line, exit 1
             if os.environ.get("AIA_DEBUG"):
                 raise

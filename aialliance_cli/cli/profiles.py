@@ -72,15 +72,22 @@ def show_(
                 "path": str(loaded.path),
                 "origin": loaded.origin,
                 "sha256": loaded.sha256,
-                "profile": loaded.profile.model_dump(mode="json", exclude_none=True),
+                "profile": loaded.profile.model_dump(
+                    mode="json", exclude_none=True, by_alias=True
+                ),
             }
         )
         return
-    from rich.syntax import Syntax
+    import sys
 
     from aialliance_cli.cli.output import info, show
 
     info(f"{loaded.path} ({loaded.origin})")
+    if not sys.stdout.isatty():  # the file as it is, for `> copy.yaml`
+        sys.stdout.write(loaded.text)
+        return
+    from rich.syntax import Syntax
+
     show(Syntax(loaded.text, "yaml", theme="ansi_dark", background_color="default"))
 
 

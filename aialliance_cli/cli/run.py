@@ -44,9 +44,13 @@ def run(
     ] = False,
 ) -> None:
     """Run a profile or ONNX model once and print its outputs and the EP that ran it."""
-    import numpy as np
 
     from aialliance_cli.runtime.textgen import is_text_generation
+
+    if save is not None and save.is_dir():
+        from aialliance_cli.errors import BadInputError
+
+        raise BadInputError(f"--save {save} is a directory; give a file name such as out.npz")
 
     if is_text_generation(target):
         o.check_positive("--max-new-tokens", max_new_tokens)
@@ -69,11 +73,13 @@ def run(
 
     o.check_positive("--batch", batch)
     o.check_positive("--threads", threads, zero_ok=True)
+    dims = o.parse_dims(dim)
+    batch = o.merge_batch(batch, dims)
     ov = Overrides(
         ep=ep,
         threads=threads,
         batch=batch,
-        dims=o.parse_dims(dim),
+        dims=dims,
         text=text,
         input_files=tuple(input or ()),
         strict=strict,
@@ -82,13 +88,7 @@ def run(
     with spinner("preparing", enabled=not json_) as update:
         out = run_model(target, ov, status=update, allow_network=allow_network)
     if save is not None:
-        try:
-            save.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(save, **out.outputs)
-        except OSError as exc:
-            from aialliance_cli.errors import BadInputError
-
-            raise BadInputError(f"cannot save outputs to {save}: {exc.strerror}") from exc
+        save = _save_outputs(save, out.outputs)
     data = out.result.to_dict()
     if json_:
         from aialliance_cli.cli.output import print_json
@@ -102,6 +102,23 @@ def run(
     _render(out, data)
     if save is not None:
         info(f"outputs saved to {save}")
+
+
+def _save_outputs(save: Path, outputs: dict[str, Any]) -> Path:
+    """Write exactly to ``save`` (numpy would append .npz to other names); refuse folders."""
+    import numpy as np
+
+    from aialliance_cli.errors import BadInputError
+
+    if save.is_dir():
+        raise BadInputError(f"--save {save} is a directory; give a file name such as out.npz")
+    try:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        with open(save, "wb") as f:
+            np.savez(f, **outputs)
+    except OSError as exc:
+        raise BadInputError(f"cannot save outputs to {save}: {exc.strerror or exc}") from exc
+    return save
 
 
 def _render(out: Any, data: dict[str, Any]) -> None:

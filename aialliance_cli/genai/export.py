@@ -399,16 +399,19 @@ def export_causal_lm(
     try:
         if not allow_download:
             os.environ["HF_HUB_OFFLINE"] = "1"
-        main_export(
-            str(local) if local.is_dir() else str(source),
-            tmp,
-            task=task,
-            opset=opset,
-            revision=revision,
-            local_files_only=not allow_download,
-            do_validation=False,  # checked by aia's own tests against transformers
-            library_name="transformers",
-        )
+        from aialliance_cli.models.export import _quiet_libraries
+
+        with _quiet_libraries():
+            main_export(
+                str(local) if local.is_dir() else str(source),
+                tmp,
+                task=task,
+                opset=opset,
+                revision=revision,
+                local_files_only=not allow_download,
+                do_validation=False,  # checked by aia's own tests against transformers
+                library_name="transformers",
+            )
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         text = f"{type(exc).__name__}: {exc}".strip()

@@ -9,6 +9,7 @@ two processes race, the first rename wins and the other discards its copy.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -157,10 +158,35 @@ def list_cache(*, root: Path | None = None) -> list[CacheEntry]:
     for child in root.iterdir():
         if child.name.startswith(".") or not child.is_dir():
             continue
+        if child.name == GENAI_DIR:
+            entries.extend(_genai_entries(child))
+            continue
         entry = _read_entry(child)
         if entry is not None:
             entries.append(entry)
     return sorted(entries, key=lambda e: (e.created, e.key))
+
+
+GENAI_DIR = "genai"  # text-generation exports and random-weight models (aialliance_cli.genai)
+
+
+def _genai_entries(folder: Path) -> list[CacheEntry]:
+    """Decoder exports and random-weight models keep their own layout; list them as entries."""
+    out = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith(".") or not child.is_dir():
+            continue
+        try:
+            meta = json.loads((child / "aia-export.json").read_text(encoding="utf-8"))
+            source = {"kind": "text-generation export", **meta}
+        except (OSError, ValueError):
+            source = {"kind": "text-generation model folder"}
+        created = _dt.datetime.fromtimestamp(_mtime(child), _dt.timezone.utc)
+        out.append(CacheEntry(
+            key=f"{GENAI_DIR}/{child.name}", path=child, source=source,
+            created=created.isoformat(timespec="seconds"), size_bytes=_tree_size(child),
+        ))
+    return out
 
 
 def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> int:
@@ -185,7 +211,13 @@ def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> i
             ):
                 targets.append(child)
     else:
-        unknown = [k for k in keys if not (root / k).is_dir() or k.startswith(".") or "/" in k]
+        def valid(k: str) -> bool:
+            parts = k.split("/")
+            if len(parts) == 2 and parts[0] == GENAI_DIR:
+                return bool(parts[1]) and not parts[1].startswith(".") and (root / k).is_dir()
+            return len(parts) == 1 and not k.startswith(".") and (root / k).is_dir()
+
+        unknown = [k for k in keys if not valid(k)]
         if unknown:
             known = ", ".join(e.key for e in list_cache(root=root)) or "none"
             raise BadInputError(
@@ -196,7 +228,7 @@ def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> i
     freed = 0
     for target in targets:
         # Rename first so that a reader never finds a half-deleted entry.
-        trash = root / f"{_DEL_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
+        trash = target.parent / f"{_DEL_PREFIX}{target.name}-{uuid.uuid4().hex[:8]}"
         try:
             os.replace(target, trash)
         except FileNotFoundError:

@@ -38,8 +38,9 @@ def dumps(data: Any, *, indent: int | None = None) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(dumps(data, indent=2))
@@ -55,8 +56,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     """Append one line per record with a single O_APPEND write each; returns the count."""
     path = Path(path)
+    check_writable(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as exc:
         raise BadInputError(f"cannot write results to {path}: {exc.strerror}") from exc
@@ -66,9 +67,32 @@ def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
             os.write(fd, (dumps(rec) + "\n").encode("utf-8"))
             n += 1
         os.fsync(fd)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot write results to {path}: {exc.strerror} ({n} of them were written)"
+        ) from exc
     finally:
         os.close(fd)
     return n
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done (exit 2)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"cannot write results to {path}: it is a directory")
+    parent = path.parent
+    for p in [parent, *parent.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise BadInputError(f"cannot write {path}: {p} is a file, not a directory")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the folder {parent}: {exc.strerror}") from exc
+    if not os.access(parent, os.W_OK):
+        raise BadInputError(f"cannot write into {parent}: permission denied")
 
 
 @dataclass(frozen=True)
@@ -89,10 +113,7 @@ def read_results(path: Path) -> LoadedResults:
     records: list[dict[str, Any]] = []
     skipped: list[str] = []
     stripped = text.strip()
-    if stripped.startswith("{") and "\n{" not in stripped:
-        lines = [stripped]
-    else:
-        lines = text.splitlines()
+    lines = [stripped] if stripped.startswith("{") and "\n{" not in stripped else text.splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue

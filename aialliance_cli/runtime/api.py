@@ -151,6 +151,11 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     warnings: list[str] = []
     if ov.ep:
         wanted = resolve_ep_name(ov.ep)
+        if wanted == "AzureExecutionProvider":
+            raise BadInputError(
+                "AzureExecutionProvider calls a hosted endpoint; aia runs and benchmarks "
+                "local execution providers only"
+            )
         matching = [c for c in choices if c.ep == wanted]
         if matching:
             choices = matching + [c for c in choices if c.ep != wanted]
@@ -175,7 +180,13 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
                 f"profile {target.loaded.path} asks to load the custom-op library "
                 f"{prof.custom_ops_library}; pass --allow-custom-ops to allow it"
             )
-        custom = str((target.loaded.directory / prof.custom_ops_library).resolve())
+        custom_path = (target.loaded.directory / prof.custom_ops_library).resolve()
+        if not custom_path.is_file():
+            raise BadInputError(
+                f"profile {target.loaded.path}: custom_ops_library {prof.custom_ops_library} "
+                f"does not exist (looked for {custom_path})"
+            )
+        custom = str(custom_path)
     spec = SessionSpec(
         ep=first.ep,
         options=dict(first.options),
@@ -268,12 +279,47 @@ def make_feeds(
         provided.update(_tokenized(specs, dims, texts, target, text_cfg))
     for f in ov.input_files:
         provided.update(I.load_array_file(Path(f)))
+    if provided:
+        dims = _dims_from_arrays(specs, dims, provided, ov)
+    I.check_size(specs, dims, max(1, n_sets))
     vocab = I.vocab_sizes(target.model_path)
     sets = [
         I.build_feeds(specs, dims, rules=rules, provided=provided, vocab=vocab, seed=seed)
         for seed in range(max(1, n_sets))
     ]
     return sets, dims
+
+
+def _dims_from_arrays(specs, dims: dict[str, int], provided, ov: Overrides) -> dict[str, int]:
+    """Given arrays fix the dims they span; a conflict with --batch/--dim is an error."""
+    from aialliance_cli.runtime import inputs as I
+
+    cli: dict[str, tuple[str, int]] = {}
+    cli_given = dict(ov.dims)
+    if ov.batch is not None:
+        cli_given.setdefault("batch", ov.batch)
+    for key, value in cli_given.items():
+        for name in I.controlled_names(specs, key):
+            cli[name] = (key, int(value))
+    out = dict(dims)
+    for spec in specs:
+        arr = provided.get(spec.name)
+        if arr is None:
+            continue
+        for axis, d in enumerate(spec.shape):
+            name = d if isinstance(d, str) else (f"{spec.name}[{axis}]" if d is None else None)
+            if name is None or axis >= np.ndim(arr):
+                continue
+            size = int(np.shape(arr)[axis])
+            if name in cli and cli[name][1] != size:
+                key, value = cli[name]
+                flag = "--batch" if key == "batch" and ov.batch is not None else f"--dim {key}"
+                raise BadInputError(
+                    f"{flag}={value} conflicts with the given input '{spec.name}', whose axis "
+                    f"{axis} ({name}) has size {size}"
+                )
+            out[name] = size
+    return out
 
 
 def _tokenized(specs, dims, texts, target: Target, text_cfg) -> dict[str, np.ndarray]:
@@ -493,8 +539,12 @@ def run(
     p = open_session(tgt, ov, status=status)
     names = [o.name for o in p.built.session.get_outputs()]
     t0 = time.perf_counter()
+    import onnxruntime as ort
+
+    run_options = ort.RunOptions()
+    run_options.log_severity_level = 3  # errors come back as one message, not C++ log lines
     try:
-        values = p.built.session.run(None, p.feeds[0])
+        values = p.built.session.run(None, p.feeds[0], run_options)
     except Exception as exc:
         raise _run_error(exc, tgt) from exc
     elapsed = time.perf_counter() - t0
@@ -716,6 +766,14 @@ def _efficiency(p: Prepared, p50_ms: float, energy: Any) -> dict[str, Any] | Non
     _, flops = _flops(p.target.model_path, p.dims)
     if flops is None or not flops.total or p50_ms <= 0:
         return None
+    if any(("If" in u or "Loop" in u or "Scan" in u) for u in flops.unresolved):
+        # The work sits in control-flow subgraphs that aia does not count: no honest figure.
+        return {
+            "flops_per_inference": None,
+            "gflops_per_s": None,
+            "note": "the graph's work is inside If/Loop/Scan subgraphs, which aia does not "
+            "count; no FLOP rate is given",
+        }
     achieved = flops.total / (p50_ms / 1e3) / 1e9
     out: dict[str, Any] = {
         "flops_per_inference": int(flops.total),
@@ -737,6 +795,11 @@ def _efficiency(p: Prepared, p50_ms: float, energy: Any) -> dict[str, Any] | Non
         out["peak"] = peak.to_dict()
         if peak.gflops:
             out["fraction_of_peak"] = achieved / peak.gflops
+            if achieved > peak.gflops:
+                out["note"] = (
+                    "achieved rate above the estimated peak: the clock the OS reports is "
+                    "nominal (turbo runs higher) or the core has more FMA throughput than assumed"
+                )
     return out
 
 

@@ -44,6 +44,15 @@ class Measurement:
     other_cpu_percent: float | None = None  # CPU other processes used, % of the machine
 
 
+MIN_WALL_FOR_CPU_S = 1.0
+
+
+def _own_cpu_s() -> float:
+    """User + system CPU seconds of this process (getrusage: finer than os.times)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _machine_busy_s() -> float | None:
     """Busy CPU seconds of the whole machine so far (Linux /proc/stat), or None."""
     try:
@@ -96,7 +105,7 @@ def run_loop(
 
             m.stable = False
         machine_t0 = _machine_busy_s()
-        proc_t0 = os.times()
+        proc_t0 = _own_cpu_s()
         t_start = time.perf_counter_ns()
         next_report = t_start
         lat = m.latencies_ms
@@ -125,16 +134,17 @@ def run_loop(
     finally:
         if "t_start" in locals():
             m.wall_s = (time.perf_counter_ns() - t_start) / 1e9
-            proc_t1 = os.times()
-            busy = (proc_t1.user - proc_t0.user) + (proc_t1.system - proc_t0.system)
-            if m.wall_s > 0:
+            busy = _own_cpu_s() - proc_t0
+            # CPU clocks tick at 100 Hz for the machine-wide counters: below a second of
+            # wall time the figures are mostly rounding, so none are given.
+            if m.wall_s >= MIN_WALL_FOR_CPU_S:
                 ncpu = os.cpu_count() or 1
-                m.cpu_percent = 100.0 * busy / m.wall_s
+                m.cpu_percent = min(100.0 * ncpu, 100.0 * busy / m.wall_s)
                 m.cpu_percent_of_machine = m.cpu_percent / ncpu
                 machine_t1 = _machine_busy_s()
                 if machine_t0 is not None and machine_t1 is not None:
                     other = max(0.0, (machine_t1 - machine_t0) - busy)
-                    m.other_cpu_percent = 100.0 * other / (m.wall_s * ncpu)
+                    m.other_cpu_percent = min(100.0, 100.0 * other / (m.wall_s * ncpu))
         m.peak_rss_bytes = _peak_rss_bytes()
     if progress is not None and m.latencies_ms:
         progress(

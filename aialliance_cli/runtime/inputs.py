@@ -76,44 +76,124 @@ def model_dim_names(specs: Sequence[InputSpec]) -> set[str]:
     return {d for s in specs for d in s.symbolic}
 
 
-def resolve_dims(specs: Sequence[InputSpec], given: Mapping[str, int]) -> dict[str, int]:
-    """Map every symbolic dim of the model to a value; refuse names the model lacks."""
+_AXIS_KEY = re.compile(r"^(?P<input>.+)\[(?P<axis>\d+)\]$")
+MAX_DIM = 2**31 - 1
+
+
+def _axis_keys(specs: Sequence[InputSpec]) -> set[str]:
+    """``INPUT[AXIS]`` names for the dynamic axes that have no name of their own."""
+    return {f"{s.name}[{i}]" for s in specs for i, d in enumerate(s.shape) if d is None}
+
+
+def controlled_names(specs: Sequence[InputSpec], key: str) -> set[str]:
+    """The dimension names (or ``INPUT[AXIS]`` keys) that a given key sets."""
     names = model_dim_names(specs)
+    if key in names or key in _axis_keys(specs):
+        return {key}
+    if key in DIM_ALIASES:
+        hits = {n for n in names if DIM_ALIASES[key].search(n)}
+        if hits or key != "batch":
+            return hits
+        # No dimension is called like a batch: the batch is the leading dynamic axis.
+        lead: set[str] = set()
+        for s in specs:
+            if s.shape and isinstance(s.shape[0], str):
+                lead.add(s.shape[0])
+            elif s.shape and s.shape[0] is None:
+                lead.add(f"{s.name}[0]")
+        return lead
+    return set()
+
+
+def resolve_dims(specs: Sequence[InputSpec], given: Mapping[str, int]) -> dict[str, int]:
+    """Map every symbolic dim of the model to a value; refuse names the model lacks.
+
+    Keys are dimension names (``batch_size``), aliases (``batch``, ``sequence``,
+    ``height``, ``width``) or ``INPUT[AXIS]`` for a dynamic axis without a name.
+    """
+    names = model_dim_names(specs)
+    explicit: dict[str, int] = {}
     for key, value in given.items():
-        if int(value) <= 0:
-            raise BadInputError(f"dimension '{key}' must be a positive integer, got {value}")
-        if key not in names and not (
-            key in DIM_ALIASES and any(DIM_ALIASES[key].search(n) for n in names)
-        ):
-            known = ", ".join(sorted(names)) or "none (all its dimensions are fixed)"
+        value = int(value)
+        if value <= 0 or value > MAX_DIM:
             raise BadInputError(
-                f"the model has no dimension named '{key}'; its symbolic dimensions are: "
-                f"{known}. Give values with --dim NAME=VALUE."
+                f"dimension '{key}' must be a positive integer below 2^31, got {value}"
             )
+        targets = controlled_names(specs, key)
+        if not targets:
+            if key == "batch" and _fixed_leading(specs) == {value}:
+                continue  # the model's batch is fixed at exactly this value
+            raise BadInputError(_no_such_dim(specs, key))
+        for t in targets:
+            explicit[t] = value
     resolved: dict[str, int] = {}
     for name in sorted(names):
-        if name in given:
-            resolved[name] = int(given[name])
+        if name in explicit:
+            resolved[name] = explicit[name]
             continue
         for alias, pattern in DIM_ALIASES.items():
             if pattern.search(name):
-                resolved[name] = int(given.get(alias, DEFAULT_DIMS[alias]))
+                resolved[name] = DEFAULT_DIMS[alias]
                 break
         else:
             resolved[name] = 1
+    resolved.update({k: v for k, v in explicit.items() if k not in names})
     return resolved
+
+
+def _fixed_leading(specs: Sequence[InputSpec]) -> set[int]:
+    return {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)}
+
+
+def _no_such_dim(specs: Sequence[InputSpec], key: str) -> str:
+    names = sorted(model_dim_names(specs))
+    unnamed = sorted(_axis_keys(specs))
+    if key == "batch" and not names and not unnamed:
+        fixed = ", ".join(str(v) for v in sorted(_fixed_leading(specs))) or "fixed"
+        return (f"the model's batch is fixed ({fixed}): its inputs have no dynamic "
+                "dimension, so --batch cannot change it")
+    parts = []
+    if names:
+        parts.append("its symbolic dimensions are: " + ", ".join(names))
+    if unnamed:
+        parts.append("its unnamed dynamic axes are: " + ", ".join(unnamed))
+    known = "; ".join(parts) or "all its dimensions are fixed"
+    return (f"the model has no dimension named '{key}'; {known}. "
+            "Give values with --dim NAME=VALUE (or --dim 'INPUT[AXIS]=VALUE').")
 
 
 def concrete_shape(spec: InputSpec, dims: Mapping[str, int]) -> tuple[int, ...]:
     out = []
-    for d in spec.shape:
+    for axis, d in enumerate(spec.shape):
         if isinstance(d, int) and d >= 0:
             out.append(d)
         elif isinstance(d, str):
             out.append(int(dims[d]))
         else:
-            out.append(1)
+            out.append(int(dims.get(f"{spec.name}[{axis}]", 1)))
     return tuple(out)
+
+
+def check_size(specs: Sequence[InputSpec], dims: Mapping[str, int], sets: int = 1) -> None:
+    """Refuse inputs that cannot fit in memory before making them (exit 2, not MemoryError)."""
+    total = 0
+    for s in specs:
+        shape = concrete_shape(s, dims)
+        itemsize = 8 if s.dtype in ("str", "bfloat16") else np.dtype(s.dtype).itemsize
+        total += int(np.prod(shape, dtype=object)) * itemsize
+    total *= max(1, sets)
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except Exception:  # pragma: no cover - psutil is a core dependency
+        return
+    if total > available // 2:
+        raise BadInputError(
+            f"the inputs at these dimensions ({dict(dims)}) would take "
+            f"{total / 2**30:.1f} GiB for {max(1, sets)} input set(s), more than half of the "
+            f"{available / 2**30:.1f} GiB available; use a smaller --batch or --dim"
+        )
 
 
 def vocab_sizes(model_path: Path | None) -> dict[str, int]:
@@ -197,10 +277,10 @@ def synthesize(
     lo = 0.0 if low is None else float(low)
     hi = 1.0 if high is None else float(high)
     if low is None and high is None and how != "random":
-        values = rng.standard_normal(shape)
+        values = rng.standard_normal(shape, dtype=np.float32)
     else:
-        values = rng.uniform(lo, hi, size=shape)
-    return values.astype(np_dtype)
+        values = rng.random(shape, dtype=np.float32) * np.float32(hi - lo) + np.float32(lo)
+    return values.astype(np_dtype, copy=False)
 
 
 def _np_dtype(dtype: str) -> Any:
@@ -218,6 +298,8 @@ def _np_dtype(dtype: str) -> Any:
 
 def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]:
     """Read a .npy (one array) or .npz (named arrays) file."""
+    if path.is_dir():
+        raise BadInputError(f"input file {path} is a directory, not a .npy or .npz file")
     if not path.is_file():
         raise BadInputError(f"input file {path} does not exist")
     try:
@@ -230,12 +312,16 @@ def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]
                         f"input file {path} has no array '{key}' (it has: {', '.join(arrays)})"
                     )
                 return {key: arrays[key]}
+            if not arrays:
+                raise BadInputError(f"input file {path} holds no arrays")
             return arrays
         arr = np.load(path, allow_pickle=False)
     except BadInputError:
         raise
     except Exception as exc:
-        raise BadInputError(f"cannot read input file {path}: {exc}") from exc
+        raise BadInputError(
+            f"cannot read input file {path} as a NumPy .npy/.npz array file: {exc}"
+        ) from exc
     return {key or path.stem: arr}
 
 

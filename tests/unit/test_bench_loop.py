@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,16 @@ def test_fixed_iterations_and_rotation(session):
     m = run_loop(session, feeds, BenchSettings(warmup=3, iterations=25))
     assert len(m.latencies_ms) == 25 and m.warmup_done == 3
     assert all(x > 0 for x in m.latencies_ms)
-    assert m.cpu_percent is not None and m.peak_rss_bytes > 0
+    assert m.peak_rss_bytes > 0
+    if m.wall_s < 1.0:  # too short for CPU figures at 100 Hz accounting: none are given
+        assert m.cpu_percent is None and m.other_cpu_percent is None
+
+
+def test_cpu_figures_on_a_second_of_work(session):
+    m = run_loop(session, _feeds(session), BenchSettings(warmup=0, iterations=None,
+                                                         duration_s=1.2))
+    assert m.cpu_percent is not None and 0 < m.cpu_percent <= 100 * (os.cpu_count() or 1)
+    assert m.other_cpu_percent is None or 0 <= m.other_cpu_percent <= 100
 
 
 class _Interrupting:

@@ -1,0 +1,133 @@
+"""`aia bench` for text-generation profiles: TTFT, prefill and decode tokens/s per grid point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def parse_int_list(name: str, value: str | None) -> list[int] | None:
+    """'128,512' -> [128, 512]; each a positive integer, else exit 2 naming the option."""
+    if value is None:
+        return None
+    from aialliance_cli.errors import BadInputError
+
+    out = []
+    for part in str(value).split(","):
+        part = part.strip()
+        try:
+            n = int(part)
+        except ValueError:
+            raise BadInputError(
+                f"{name} expects positive integers like 128,512; got '{part}'"
+            ) from None
+        if n <= 0:
+            raise BadInputError(f"{name} expects positive integers; got {n}")
+        out.append(n)
+    return out
+
+
+def bench_generation_cli(
+    target: str,
+    *,
+    ep: str | None,
+    threads: int | None,
+    strict: bool,
+    allow_network: bool,
+    random_weights: bool,
+    prompt_len: str | None,
+    gen_len: str | None,
+    batch: str | None,
+    warmup: int | None,
+    repetitions: int | None,
+    json_: bool,
+    md: bool,
+    out: Path | None,
+) -> None:
+    from aialliance_cli.cli.output import print_json, show, spinner, table, warn
+    from aialliance_cli.runtime.api import Overrides
+    from aialliance_cli.runtime.textgen import bench_text, prepare_generation
+
+    prompt_lens = parse_int_list("--prompt-len", prompt_len)
+    gen_lens = parse_int_list("--gen-len", gen_len)
+    batches = parse_int_list("--batch", batch)
+    ov = Overrides(ep=ep, threads=threads, strict=strict)
+    with spinner("preparing", enabled=not json_) as update:
+        p = prepare_generation(
+            target, ov, random_weights=random_weights, allow_network=allow_network, status=update
+        )
+    with spinner("generating", enabled=not json_):
+        rows, results = bench_text(
+            p,
+            prompt_lens=prompt_lens,
+            gen_lens=gen_lens,
+            batches=batches,
+            warmup=warmup,
+            repetitions=repetitions,
+        )
+    records = [r.to_dict() for r in results]
+    if out is not None:
+        from aialliance_cli.results.store import append_jsonl
+
+        append_jsonl(out, records)
+    if json_:
+        print_json(records)
+    elif md:
+        from aialliance_cli.genai.bench import to_markdown
+
+        typer.echo(to_markdown(rows))
+    else:
+        for w in dict.fromkeys(w for r in records for w in r["warnings"]):
+            warn(w)
+        show(
+            table(
+                f"aia bench {p.target.name} (text generation)",
+                _COLUMNS,
+                [_row(r) for r in records],
+                caption=f"EP {records[0]['ep']['name'] if records else '?'}; "
+                "t/s = tokens per second; per-token = decode step latency",
+            )
+        )
+    if any(r["status"] == "interrupted" for r in records):
+        raise typer.Exit(130)
+
+
+_COLUMNS = [
+    "batch",
+    "prompt",
+    "gen",
+    "TTFT p50 ms",
+    "prefill t/s",
+    "decode t/s",
+    "per-token p50 ms",
+    "p90",
+    "p99",
+    "e2e p50 ms",
+    "peak RSS",
+]
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    from aialliance_cli.cli.output import fmt_bytes
+
+    m, s = r["metrics"], r["settings"]
+
+    def stat(key: str, field: str) -> str:
+        v = (m.get(key) or {}).get(field)
+        return "n/a" if v is None else f"{v:.1f}"
+
+    return [
+        str(s["batch"]),
+        str(s["prompt_len"]),
+        str(s["gen_len"]),
+        stat("ttft_ms", "p50"),
+        stat("prefill_tokens_per_s", "mean"),
+        stat("decode_tokens_per_s", "mean"),
+        stat("per_token_ms", "p50"),
+        stat("per_token_ms", "p90"),
+        stat("per_token_ms", "p99"),
+        stat("e2e_ms", "p50"),
+        fmt_bytes(m.get("peak_rss_bytes")),
+    ]
