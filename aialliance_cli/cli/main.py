@@ -41,8 +41,15 @@ def _register() -> None:
     app.command("bench")(bench.bench)
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(cache.app, name="cache")
+    import importlib
+
     for name in ("inspect", "profile", "compare", "env"):
-        module = __import__(f"aialliance_cli.cli.{name}", fromlist=["register"])
+        try:
+            module = importlib.import_module(f"aialliance_cli.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"aialliance_cli.cli.{name}":
+                raise  # a broken import inside the module must show, not hide the command
+            continue
         module.register(app)
 
 
