@@ -1,4 +1,4 @@
-"""`aia bench`: benchmark a profile or ONNX model on the chosen EP(s)."""
+"""`aia bench`: benchmark a profile or ONNX model; list-valued options sweep configurations."""
 
 from __future__ import annotations
 
@@ -10,16 +10,44 @@ import typer
 from aialliance_cli.cli import options as o
 from aialliance_cli.cli.output import handles_errors
 
+Eps = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ep",
+        help="Execution provider(s): cpu, openvino, cuda, ...; a comma list (or repeat the "
+        "option) sweeps them; 'all' = every usable EP here and in registered environments "
+        "(aia env). Default: the first of the plan.",
+    ),
+]
+Threads = Annotated[
+    str | None,
+    typer.Option(
+        "--threads", help="Intra-op threads, or a comma list to sweep: 1,2,4 (0: ORT default)."
+    ),
+]
+Batch = Annotated[
+    str | None,
+    typer.Option("--batch", help="Batch size, or a comma list to sweep: 1,8,32."),
+]
+Dims = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dim", help="A symbolic dimension, NAME=VALUE or NAME=V1,V2,... to sweep (repeatable)."
+    ),
+]
+_LG = "LoadGen (with --scenario)"
+
 
 @handles_errors
 def bench(
     target: o.Target = None,
-    ep: o.Ep = None,
-    threads: o.Threads = None,
-    batch: o.Batch = None,
-    dim: o.Dims = None,
-    warmup: Annotated[int | None, typer.Option("--warmup", help="Warm-up runs, not measured.")]
-    = None,
+    ep: Eps = None,
+    threads: Threads = None,
+    batch: Batch = None,
+    dim: Dims = None,
+    warmup: Annotated[
+        int | None, typer.Option("--warmup", help="Warm-up runs, not measured.")
+    ] = None,
     iterations: Annotated[
         int | None, typer.Option("--iterations", "-n", help="Measured runs.")
     ] = None,
@@ -28,7 +56,11 @@ def bench(
     ] = None,
     json_: o.Json = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Append one JSON line per configuration here.")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Append one JSON line per configuration here, each as soon as it finishes.",
+        ),
     ] = None,
     strict: o.Strict = False,
     text: o.Text = None,
@@ -36,66 +68,412 @@ def bench(
     same_input: Annotated[
         bool, typer.Option("--same-input", help="Feed one input set every time (no rotation).")
     ] = False,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="Run an MLPerf LoadGen scenario instead of the plain "
+            "loop: single-stream, multi-stream, server or offline.",
+        ),
+    ] = None,
+    target_qps: Annotated[
+        float | None,
+        typer.Option(
+            "--target-qps",
+            rich_help_panel=_LG,
+            help="server: the Poisson arrival rate; offline: the expected QPS "
+            "(default: calibrated).",
+        ),
+    ] = None,
+    target_latency_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--target-latency-ms",
+            rich_help_panel=_LG,
+            help="server: the p99 latency bound (default 100); single/multi-stream: "
+            "the expected latency (default: calibrated).",
+        ),
+    ] = None,
+    min_duration: Annotated[
+        float | None,
+        typer.Option(
+            "--min-duration",
+            rich_help_panel=_LG,
+            help="Seconds LoadGen must run at least (default 10).",
+        ),
+    ] = None,
+    min_queries: Annotated[
+        int | None,
+        typer.Option(
+            "--min-queries", rich_help_panel=_LG, help="Queries LoadGen must issue at least."
+        ),
+    ] = None,
+    samples_per_query: Annotated[
+        int | None,
+        typer.Option(
+            "--samples-per-query",
+            rich_help_panel=_LG,
+            help="multi-stream: samples per query (default 8).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds one configuration may take (its worker is "
+            "stopped and it fails after that).",
+        ),
+    ] = 600.0,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Measure a single configuration in this process "
+            "instead of a fresh worker process.",
+        ),
+    ] = False,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--min-coverage",
+            help="Fail (exit 3) if the requested EP runs less than this percent of the FLOPs.",
+        ),
+    ] = None,
     allow_network: o.AllowNetwork = False,
     allow_custom_ops: o.AllowCustomOps = False,
 ) -> None:
-    """Benchmark latency, throughput, memory and CPU use; `--out` keeps the results."""
-    from aialliance_cli.cli.output import progress_bar, spinner, warn
-    from aialliance_cli.runtime.api import Overrides
-    from aialliance_cli.runtime.api import bench as bench_model
+    """Benchmark latency, throughput, memory and CPU use, one configuration or a sweep."""
+    from aialliance_cli.cli.output import spinner
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.runtime import sweep as S
+    from aialliance_cli.runtime.api import Overrides, bench_settings, prepare_target
 
-    o.check_positive("--batch", batch)
-    o.check_positive("--threads", threads, zero_ok=True)
     o.check_positive("--warmup", warmup, zero_ok=True)
     o.check_positive("--iterations", iterations)
     o.check_positive("--duration", duration)
+    o.check_positive("--timeout", timeout)
     if iterations is not None and duration is not None:
-        from aialliance_cli.errors import BadInputError
-
         raise BadInputError("give either --iterations or --duration, not both")
+    if min_coverage is not None and not 0 <= min_coverage <= 100:
+        raise BadInputError(f"--min-coverage is a percentage from 0 to 100, got {min_coverage:g}")
+    sc = _scenario(
+        scenario,
+        target_qps,
+        target_latency_ms,
+        min_duration,
+        min_queries,
+        samples_per_query,
+        iterations,
+        duration,
+    )
+    eps = S.parse_ep_list(",".join(ep)) if ep else None
+    threads_l = S.parse_int_list("--threads", threads, zero_ok=True)
+    batches = S.parse_int_list("--batch", batch)
+    dims = S.parse_dim_lists(dim)
     ov = Overrides(
-        ep=ep, threads=threads, batch=batch, dims=o.parse_dims(dim), warmup=warmup,
-        iterations=iterations, duration_s=duration, text=text, input_files=tuple(input or ()),
-        strict=strict, input_sets=1 if same_input else 4, allow_custom_ops=allow_custom_ops,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration,
+        text=text,
+        input_files=tuple(Path(p).expanduser().absolute() for p in input or ()),
+        strict=strict,
+        input_sets=1 if same_input else 4,
+        allow_custom_ops=allow_custom_ops,
+        min_coverage=min_coverage,
     )
     with spinner("preparing", enabled=not json_) as update:
-        from aialliance_cli.runtime.api import open_session, prepare_target
+        from aialliance_cli.envs.registry import list_envs
+        from aialliance_cli.hardware import detect
 
         tgt = prepare_target(target, allow_network=allow_network, status=update)
-        prepared = open_session(tgt, ov, status=update)
-    with progress_bar(f"bench {tgt.name} on {prepared.built.ep}", enabled=not json_) as prog:
-        result = bench_model(overrides=ov, prepared=prepared, progress=prog)
-    data = result.result.to_dict()
-    if out is not None:
-        from aialliance_cli.results.store import append_jsonl
+        bench_settings(tgt, ov)  # bad counts in the profile: exit 2 before anything runs
+        inventory = detect()
+        envs = list_envs()
+        here = S.current_eps(inventory)
+        if eps == [S.ALL]:
+            eps = S.all_eps(here, envs)
+    points = S.expand(eps, threads_l, batches, dims)
+    sweep = len(points) > 1
+    if in_process and sweep:
+        raise BadInputError(
+            "--in-process measures a single configuration; a sweep runs each configuration "
+            "in a fresh worker process so that one does not colour the next"
+        )
+    planned = S.plan_sweep(tgt, ov, points, here=here, envs=envs, scenario=sc, out=out)
+    local = in_process or not S.SINGLE_IN_WORKER
+    with _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
-        append_jsonl(out, [data])
+        def on_result(i: int, p: S.Planned, result: dict[str, Any]) -> None:
+            if out is not None:
+                from aialliance_cli.results.store import append_jsonl
+
+                append_jsonl(out, [result])
+            display.finished(i, p, result)
+
+        outcome = S.run_sweep(
+            planned,
+            timeout_s=timeout,
+            in_process=local,
+            on_start=display.started,
+            on_result=on_result,
+            on_event=display.event,
+            machine=inventory.to_dict(),
+        )
+    _report(outcome, planned, sweep=sweep, json_=json_)
+    code = outcome.exit_code
+    if code:
+        raise typer.Exit(code)
+
+
+def _scenario(
+    name: str | None,
+    target_qps: float | None,
+    target_latency_ms: float | None,
+    min_duration: float | None,
+    min_queries: int | None,
+    samples_per_query: int | None,
+    iterations: int | None,
+    duration: float | None,
+) -> Any:
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.runtime.sweep import ScenarioSettings
+
+    given = {
+        "--target-qps": target_qps,
+        "--target-latency-ms": target_latency_ms,
+        "--min-duration": min_duration,
+        "--min-queries": min_queries,
+        "--samples-per-query": samples_per_query,
+    }
+    if name is None:
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise BadInputError(f"{', '.join(extra)} set(s) a LoadGen run; add --scenario")
+        return None
+    from aialliance_cli.runtime.loadgen import normalize_scenario
+
+    scen = normalize_scenario(name)
+    for key in ("--target-qps", "--target-latency-ms", "--min-duration"):
+        o.check_positive(key, given[key])
+    o.check_positive("--min-queries", min_queries)
+    o.check_positive("--samples-per-query", samples_per_query)
+    if samples_per_query is not None and scen != "multi-stream":
+        raise BadInputError(f"--samples-per-query applies to multi-stream only, not {scen}")
+    if target_qps is not None and scen not in ("server", "offline"):
+        raise BadInputError(f"--target-qps applies to server and offline, not {scen}")
+    if iterations is not None or duration is not None:
+        raise BadInputError(
+            "--iterations and --duration set the plain loop; with --scenario LoadGen decides "
+            "when to stop: use --min-duration and --min-queries"
+        )
+    return ScenarioSettings(
+        name=scen,
+        target_qps=target_qps,
+        target_latency_ms=target_latency_ms,
+        min_duration_s=min_duration if min_duration is not None else 10.0,
+        min_queries=min_queries,
+        samples_per_query=samples_per_query,
+    )
+
+
+class _Display:
+    """Progress on stderr: a bar per configuration on a terminal, one line each otherwise."""
+
+    def __init__(self, *, enabled: bool, total: int, sweep: bool) -> None:
+        from aialliance_cli.cli.output import is_tty
+
+        self.enabled = enabled
+        self.total = total
+        self.sweep = sweep
+        self.live = enabled and is_tty()
+        self.progress: Any = None
+        self.task: Any = None
+        self.label = ""
+
+    def __enter__(self) -> _Display:
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            from aialliance_cli.cli.output import stderr_console
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def _say(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        if self.progress is not None:
+            from rich.markup import escape
+
+            self.progress.console.print(f"[dim]{escape(msg)}[/]", highlight=False)
+        else:
+            from aialliance_cli.cli.output import info
+
+            info(msg)
+
+    def started(self, i: int, p: Any) -> None:
+        self.label = p.label
+        where = f" in environment '{p.route.env.name}'" if p.route.env is not None else ""
+        if self.progress is not None:
+            self.task = self.progress.add_task(
+                f"[{i + 1}/{self.total}] {p.label}{where}", total=None
+            )
+        elif self.sweep:
+            self._say(f"[{i + 1}/{self.total}] {p.label}{where}")
+
+    def event(self, ev: dict[str, Any]) -> None:
+        if self.progress is None or self.task is None:
+            return
+        if ev.get("event") == "progress":
+            self.progress.update(self.task, completed=ev.get("done"), total=ev.get("total"))
+        elif ev.get("event") == "status":
+            prefix = self.progress.tasks[-1].description.split(": ")[0]
+            self.progress.update(self.task, description=f"{prefix}: {ev.get('message')}")
+
+    def finished(self, i: int, p: Any, r: dict[str, Any]) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        if r.get("status") == "ok":
+            if self.sweep:
+                self._say(f"[{i + 1}/{self.total}] {p.label}: {_headline(r)}")
+        else:
+            from aialliance_cli.cli.output import error
+
+            who = f"{p.label}: " if self.sweep else ""
+            if r.get("status") == "interrupted":
+                self._say(f"{who}interrupted; what was measured is kept")
+            else:
+                error(f"{who}{r.get('error')}")
+
+
+def _headline(r: dict[str, Any]) -> str:
+    from aialliance_cli.cli.output import fmt_num
+
+    m = r.get("metrics") or {}
+    lg = m.get("loadgen")
+    if lg:
+        verdict = "VALID" if lg.get("valid") else "INVALID"
+        return f"{verdict}, {fmt_num(lg.get('qps'), 1)} samples/s"
+    return f"p50 {fmt_num((m.get('latency_ms') or {}).get('p50'))} ms"
+
+
+def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> None:
+    from aialliance_cli.cli.output import info, warn
+
+    results = outcome.results
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        print_json(data)
-    else:
-        for w in data["warnings"]:
-            warn(w)
-        render_bench([data])
-    if data["status"] == "interrupted":
-        raise typer.Exit(130)
+        if sweep:
+            print_json(results)
+        elif results:
+            print_json(results[0])
+        return
+    for r in results:
+        who = f"{r.get('config', {}).get('label')}: " if sweep else ""
+        for w in r.get("warnings") or []:
+            warn(who + w)
+    shown = [r for r in results if r.get("status") != "failed"] if not sweep else results
+    if shown:
+        render_bench(shown, sweep=sweep)
+    logs = sorted(
+        {str(Path(r["loadgen_logs"]["dir"]).parent) for r in results if r.get("loadgen_logs")}
+    )
+    if logs:
+        info(f"LoadGen logs: {', '.join(logs)}")
+    if outcome.interrupted:
+        info(f"interrupted: {len(results)} of {len(planned)} configurations kept")
 
 
-def render_bench(results: list[dict[str, Any]]) -> None:
+def render_bench(results: list[dict[str, Any]], *, sweep: bool | None = None) -> None:
     """One table, one column per configuration."""
     from aialliance_cli.cli.output import fmt_bytes, fmt_num, show, table
 
-    def lat(r: dict[str, Any], key: str) -> str:
-        return fmt_num(r["metrics"].get("latency_ms", {}).get(key))
+    sweep = len(results) > 1 if sweep is None else sweep
 
-    rows: list[tuple[str, ...]] = []
-    spec = [
-        ("EP", lambda r: r["ep"]["name"]),
-        ("device", lambda r: str(r["ep"].get("device") or "")),
-        ("threads", lambda r: str(r["settings"]["intra_op_threads"] or "auto")),
-        ("batch", lambda r: str(r["settings"]["batch"])),
-        ("iterations", lambda r: str(r["metrics"]["iterations"])),
+    def m(r: dict[str, Any]) -> dict[str, Any]:
+        return r.get("metrics") or {}
+
+    def lat(r: dict[str, Any], key: str) -> str:
+        value = (m(r).get("latency_ms") or {}).get(key)
+        return fmt_num(value) if r.get("status") != "failed" else ""
+
+    def ep_name(r: dict[str, Any]) -> str:
+        ep = r.get("ep") or {}
+        return str(ep.get("name") or ep.get("requested") or (r.get("config") or {}).get("ep") or "")
+
+    def setting(r: dict[str, Any], key: str, cfg_key: str) -> str:
+        value = (r.get("settings") or {}).get(key)
+        if value is None:
+            value = (r.get("config") or {}).get(cfg_key)
+        return "auto" if value in (None, 0) and key == "intra_op_threads" else str(value or "")
+
+    def num(key: str, digits: int = 2) -> Any:
+        return lambda r: fmt_num(m(r).get(key), digits) if r.get("status") != "failed" else ""
+
+    def env(r: dict[str, Any]) -> str:
+        e = r.get("environment")
+        return f"{e['name']} ({e.get('distribution')} {e.get('onnxruntime')})" if e else "current"
+
+    spec: list[tuple[str, Any]] = []
+    if any(r.get("status") != "ok" for r in results):
+        spec.append(("status", lambda r: str(r.get("status"))))
+    spec += [
+        ("EP", ep_name),
+        ("device", lambda r: str((r.get("ep") or {}).get("device") or "")),
+    ]
+    if any(r.get("environment") for r in results):
+        spec.append(("environment", env))
+    spec += [
+        ("threads", lambda r: setting(r, "intra_op_threads", "threads")),
+        ("batch", lambda r: setting(r, "batch", "batch")),
+    ]
+    if sweep and any((r.get("config") or {}).get("dims") for r in results):
+        spec.append(
+            (
+                "dims",
+                lambda r: " ".join(
+                    f"{k}={v}" for k, v in ((r.get("settings") or {}).get("dims") or {}).items()
+                ),
+            )
+        )
+    loadgen = any(m(r).get("loadgen") for r in results)
+    if loadgen:
+        spec += [
+            ("scenario", lambda r: str((r.get("settings") or {}).get("scenario") or "")),
+            ("LoadGen verdict", _verdict),
+            (
+                "LoadGen QPS",
+                lambda r: (
+                    fmt_num((m(r).get("loadgen") or {}).get("qps"), 1)
+                    if m(r).get("loadgen")
+                    else ""
+                ),
+            ),
+            ("queries", lambda r: str((m(r).get("loadgen") or {}).get("query_count", ""))),
+        ]
+    else:
+        spec.append(("iterations", lambda r: str(m(r).get("iterations", ""))))
+    latency = [
         ("latency min (ms)", lambda r: lat(r, "min")),
         ("latency mean (ms)", lambda r: lat(r, "mean")),
         ("latency p50 (ms)", lambda r: lat(r, "p50")),
@@ -103,25 +481,66 @@ def render_bench(results: list[dict[str, Any]]) -> None:
         ("latency p95 (ms)", lambda r: lat(r, "p95")),
         ("latency p99 (ms)", lambda r: lat(r, "p99")),
         ("latency max (ms)", lambda r: lat(r, "max")),
-        ("latency std (ms)", lambda r: lat(r, "std")),
-        ("throughput (inf/s)", lambda r: fmt_num(r["metrics"].get("throughput_per_s"), 1)),
-        ("throughput (samples/s)", lambda r: fmt_num(r["metrics"].get("samples_per_s"), 1)),
-        ("session creation (s)", lambda r: fmt_num(r["metrics"].get("session_create_s"), 3)),
-        ("memory added by session", lambda r: fmt_bytes(r["metrics"].get("session_memory_bytes"))),
-        ("peak resident memory", lambda r: fmt_bytes(r["metrics"].get("peak_rss_bytes"))),
-        ("CPU utilisation", lambda r: _cpu(r)),
     ]
-    for label, fn in spec:
-        rows.append((label, *(fn(r) for r in results)))
-    names = [f"{r['profile']['name']}" for r in results]
-    cols = ["metric", *names]
-    placement = [r["ep"].get("placement", {}).get("summary") for r in results]
-    caption = "; ".join(p for p in placement if p) or None
-    show(table("aia bench", cols, rows, caption=caption))
+    if not loadgen:
+        latency.append(("latency std (ms)", lambda r: lat(r, "std")))
+    if any(m(r).get("latency_ms") for r in results):  # LoadGen offline has none
+        spec += latency
+    spec += [
+        ("throughput (inf/s)", num("throughput_per_s", 1)),
+        ("throughput (samples/s)", num("samples_per_s", 1)),
+        ("session creation (s)", num("session_create_s", 3)),
+        (
+            "memory added by session",
+            lambda r: (
+                fmt_bytes(m(r).get("session_memory_bytes")) if r.get("status") != "failed" else ""
+            ),
+        ),
+        (
+            "peak resident memory",
+            lambda r: fmt_bytes(m(r).get("peak_rss_bytes")) if r.get("status") != "failed" else "",
+        ),
+        ("CPU utilisation", _cpu),
+    ]
+    if any(r.get("status") == "failed" for r in results):
+        spec.append(("error", lambda r: _short(r.get("error") or "")))
+    rows = [(label, *(fn(r) for r in results)) for label, fn in spec]
+    if sweep:
+        names = [str((r.get("config") or {}).get("label") or r["profile"]["name"]) for r in results]
+    else:
+        names = [str(r["profile"]["name"]) for r in results]
+    notes = [((r.get("ep") or {}).get("placement") or {}).get("summary") for r in results]
+    if sweep:  # say which column each placement belongs to
+        notes = [f"{n}: {s}" if s else None for n, s in zip(names, notes, strict=True)]
+    notes += [_reasons(r) for r in results]
+    caption = "; ".join(n for n in notes if n) or None
+    title = "aia bench" if not sweep else f"aia bench: {results[0]['profile']['name']}"
+    show(table(title, ["metric", *names], rows, caption=caption))
+
+
+def _verdict(r: dict[str, Any]) -> str:
+    lg = (r.get("metrics") or {}).get("loadgen")
+    if not lg:
+        return ""
+    return "VALID" if lg.get("valid") else "INVALID"
+
+
+def _reasons(r: dict[str, Any]) -> str | None:
+    lg = (r.get("metrics") or {}).get("loadgen")
+    if not lg or lg.get("valid"):
+        return None
+    label = (r.get("config") or {}).get("label") or r["profile"]["name"]
+    return f"{label} INVALID: " + "; ".join(lg.get("invalid_reasons") or [])
+
+
+def _short(text: str, n: int = 160) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _cpu(r: dict[str, Any]) -> str:
-    m = r["metrics"]
+    m = r.get("metrics") or {}
+    if r.get("status") == "failed":
+        return ""
     if m.get("cpu_percent") is None:
         return "n/a"
     return f"{m['cpu_percent']:.0f}% of a core ({m['cpu_percent_of_machine']:.0f}% of the machine)"

@@ -13,6 +13,7 @@ and ``failure = {"kind", "exit_code"}``; the others carry on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import itertools
 import json
@@ -136,8 +137,12 @@ class SweepPoint:
         return " ".join(parts) or "default"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ep": self.ep, "threads": self.threads, "batch": self.batch,
-                "dims": dict(self.dims)}  # fmt: skip
+        return {
+            "ep": self.ep,
+            "threads": self.threads,
+            "batch": self.batch,
+            "dims": dict(self.dims),
+        }
 
 
 def expand(
@@ -222,7 +227,9 @@ def route(point: SweepPoint, here: Sequence[str], envs: Sequence[Any], *, sweep:
     pkg = _full_build(point.ep)
     create = (
         f" Or let aia keep one beside this one: aia env create {short_name(point.ep)} "
-        f"--package {pkg}." if pkg else ""
+        f"--package {pkg}."
+        if pkg
+        else ""
     )
     return Route(
         error=f"{point.ep} is not available in this environment ({', '.join(here)}) nor in "
@@ -273,8 +280,13 @@ def loadgen_dir(out: Path | None, label: str, index: int, stamp: str | None = No
 
 
 def make_job(
-    target: Any, overrides: Any, point: SweepPoint, *, label: str,
-    scenario: ScenarioSettings | None = None, log_dir: Path | None = None,
+    target: Any,
+    overrides: Any,
+    point: SweepPoint,
+    *,
+    label: str,
+    scenario: ScenarioSettings | None = None,
+    log_dir: Path | None = None,
     environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The worker's input for one point: the resolved target and the point's overrides."""
@@ -334,7 +346,10 @@ def _signal_name(code: int) -> str:
 
 
 def run_worker(
-    job: dict[str, Any], *, python: str | None = None, timeout_s: float | None = None,
+    job: dict[str, Any],
+    *,
+    python: str | None = None,
+    timeout_s: float | None = None,
     on_event: Event | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python -m aialliance_cli.runtime.worker`` and return its result.
@@ -364,38 +379,41 @@ def run_worker(
                 # cwd in a temp dir: the user's folder must not shadow aia's modules.
                 proc = subprocess.Popen(
                     [python, "-m", "aialliance_cli.runtime.worker"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=workdir,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    cwd=workdir,
                     env=worker_environ({"AIA_WORKER": "1", "PYTHONUNBUFFERED": "1"}),
-                    start_new_session=(os.name == "posix"), text=True, encoding="utf-8",
+                    start_new_session=(os.name == "posix"),
+                    text=True,
+                    encoding="utf-8",
                     errors="replace",
                 )
             except OSError as exc:
-                return fail(f"cannot start the worker in {where}: {exc.strerror or exc}",
-                            "runtime")  # fmt: skip
+                return fail(f"cannot start the worker in {where}: {exc.strerror or exc}", "runtime")
 
             def read() -> None:
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     if line.startswith(EVENT_PREFIX):
                         if on_event is not None:
-                            try:
+                            # A display problem must not stop the measuring.
+                            with contextlib.suppress(Exception):
                                 on_event(json.loads(line[len(EVENT_PREFIX) :]))
-                            except Exception:  # a display problem must not stop measuring
-                                pass
                     elif line.strip():
                         other.append(line.rstrip())
                         del other[:-20]
 
             reader = threading.Thread(target=read, daemon=True)
             reader.start()
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(json.dumps(job))
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass  # the worker died at start; its exit code and stderr say why
             started = time.monotonic()
             try:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.write(json.dumps(job))
+                    proc.stdin.close()
+                except (BrokenPipeError, OSError):
+                    pass  # the worker died at start; its exit code and stderr say why
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 _kill(proc)
@@ -403,7 +421,8 @@ def run_worker(
                 reader.join(2)
                 return fail(
                     f"the configuration ran past --timeout {timeout_s:g} s and its worker "
-                    "was stopped", "timeout",
+                    "was stopped",
+                    "timeout",
                 )
             except KeyboardInterrupt:
                 _kill(proc, signal.SIGINT)
@@ -415,8 +434,12 @@ def run_worker(
                 reader.join(2)
                 kept = _read_result(result_path)
                 if kept is None or kept.get("status") == "failed":
-                    kept = fail("interrupted before the configuration finished", "interrupted",
-                                130, status="interrupted")  # fmt: skip
+                    kept = fail(
+                        "interrupted before the configuration finished",
+                        "interrupted",
+                        130,
+                        status="interrupted",
+                    )
                 raise SweepInterrupted(kept) from None
             reader.join(5)
             result = _read_result(result_path)
@@ -488,8 +511,14 @@ class Planned:
 
 
 def plan_sweep(
-    target: Any, overrides: Any, points: Sequence[SweepPoint], *, here: Sequence[str],
-    envs: Sequence[Any], scenario: ScenarioSettings | None = None, out: Path | None = None,
+    target: Any,
+    overrides: Any,
+    points: Sequence[SweepPoint],
+    *,
+    here: Sequence[str],
+    envs: Sequence[Any],
+    scenario: ScenarioSettings | None = None,
+    out: Path | None = None,
 ) -> list[Planned]:
     """Route every point and make its job (LoadGen log folders named per configuration)."""
     sweep = len(points) > 1
@@ -497,21 +526,34 @@ def plan_sweep(
     planned = []
     for i, point in enumerate(points):
         r = route(point, here, envs, sweep=sweep)
-        label = point.label(r.env.name if r.env is not None else None) if sweep else (
-            point.label(r.env.name) if r.env is not None else target.name
+        label = (
+            point.label(r.env.name if r.env is not None else None)
+            if sweep
+            else (point.label(r.env.name) if r.env is not None else target.name)
         )
         log_dir = loadgen_dir(out, label, i + 1, stamp) if scenario is not None else None
-        job = make_job(target, overrides, point, label=label, scenario=scenario, log_dir=log_dir,
-                       environment=r.environment)  # fmt: skip
+        job = make_job(
+            target,
+            overrides,
+            point,
+            label=label,
+            scenario=scenario,
+            log_dir=log_dir,
+            environment=r.environment,
+        )
         planned.append(Planned(point, label, job, r))
     return planned
 
 
 def run_sweep(
-    planned: Sequence[Planned], *, timeout_s: float | None = DEFAULT_TIMEOUT_S,
-    in_process: bool = False, on_start: Callable[[int, Planned], None] | None = None,
+    planned: Sequence[Planned],
+    *,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    in_process: bool = False,
+    on_start: Callable[[int, Planned], None] | None = None,
     on_result: Callable[[int, Planned, dict[str, Any]], None] | None = None,
-    on_event: Event | None = None, machine: dict[str, Any] | None = None,
+    on_event: Event | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> SweepOutcome:
     """Run each planned configuration in turn; Ctrl-C keeps what finished (and what it kept).
 
@@ -529,15 +571,19 @@ def run_sweep(
                 on_start(i, p)
             if p.route.error is not None:
                 result = failed_result(
-                    p.job, p.route.error, kind=p.route.kind,
-                    exit_code=3 if p.route.kind == "unavailable" else 1, machine=machine,
+                    p.job,
+                    p.route.error,
+                    kind=p.route.kind,
+                    exit_code=3 if p.route.kind == "unavailable" else 1,
+                    machine=machine,
                     onnxruntime=_ort_of(p.route),
                 )
             elif in_process and p.route.env is None:
                 result = run_in_process(p.job, on_event=on_event)
             else:
-                result = run_worker(p.job, python=p.route.python, timeout_s=timeout_s,
-                                    on_event=on_event)  # fmt: skip
+                result = run_worker(
+                    p.job, python=p.route.python, timeout_s=timeout_s, on_event=on_event
+                )
         except SweepInterrupted as stop:
             outcome.results.append(stop.result)
             outcome.interrupted = True

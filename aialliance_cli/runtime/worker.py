@@ -108,8 +108,13 @@ def failure_kind(exc: BaseException) -> tuple[str, int]:
 
 
 def failed_result(
-    job: dict[str, Any], error: str, *, kind: str = "runtime", exit_code: int = 1,
-    status: str = "failed", machine: dict[str, Any] | None = None,
+    job: dict[str, Any],
+    error: str,
+    *,
+    kind: str = "runtime",
+    exit_code: int = 1,
+    status: str = "failed",
+    machine: dict[str, Any] | None = None,
     onnxruntime: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An aia.result/1 dict for a configuration that produced no measurement."""
@@ -136,8 +141,13 @@ def failed_result(
         model=tgt.get("model_info") or {},
         machine=machine if machine is not None else _machine_record(),
         onnxruntime=onnxruntime if onnxruntime is not None else _ort_record_here(job),
-        ep={"requested": cfg.get("ep"), "name": None, "options": {}, "providers": [],
-            "fallbacks": []},  # fmt: skip
+        ep={
+            "requested": cfg.get("ep"),
+            "name": None,
+            "options": {},
+            "providers": [],
+            "fallbacks": [],
+        },
         settings=settings,
         metrics={},
         status=status,
@@ -199,8 +209,9 @@ def _fit_batch(target: Any, ov: Any) -> Any:
         d = dims[0]
         firsts.append((inp.name, d.dim_param or (d.dim_value if d.HasField("dim_value") else None)))
     symbolic = [v for _, v in firsts if isinstance(v, str) and v]
-    names = {d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim
-             if d.dim_param}  # fmt: skip
+    names = {
+        d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim if d.dim_param
+    }
     if any(DIM_ALIASES["batch"].search(n) for n in names) or symbolic or not firsts:
         return ov
     fixed = {v for _, v in firsts if isinstance(v, int)}
@@ -276,13 +287,18 @@ def _loadgen_result(
     status(f"LoadGen {name} on {p.built.ep}")
     t0, cpu0 = time.perf_counter(), os.times()
     report = run_scenario(
-        infer, scenario=name, total_samples=total,
-        target_qps=sc.get("target_qps"), target_latency_ms=sc.get("target_latency_ms"),
+        infer,
+        scenario=name,
+        total_samples=total,
+        target_qps=sc.get("target_qps"),
+        target_latency_ms=sc.get("target_latency_ms"),
         min_duration_s=float(sc.get("min_duration_s") or 10.0),
-        min_queries=sc.get("min_queries"), samples_per_query=sc.get("samples_per_query"),
-        max_batch=batch if rows else 1, server_threads=int(sc.get("server_threads") or 1),
+        min_queries=sc.get("min_queries"),
+        samples_per_query=sc.get("samples_per_query"),
+        max_batch=batch if rows else 1,
+        server_threads=int(sc.get("server_threads") or 1),
         log_dir=Path(sc["log_dir"]),
-    )  # fmt: skip
+    )
     wall, cpu1 = time.perf_counter() - t0, os.times()
     busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     lg = report.to_dict()
@@ -303,25 +319,40 @@ def _loadgen_result(
     if name != "offline":  # offline latencies are queueing times of one huge query
         pct = report.latency_ms
         metrics["latency_ms"] = {
-            "min": report.min_latency_ms, "mean": report.mean_latency_ms,
-            "p50": pct.get("p50"), "p90": pct.get("p90"), "p95": pct.get("p95"),
-            "p99": pct.get("p99"), "max": report.max_latency_ms,
-        }  # fmt: skip
+            "min": report.min_latency_ms,
+            "mean": report.mean_latency_ms,
+            "p50": pct.get("p50"),
+            "p90": pct.get("p90"),
+            "p95": pct.get("p95"),
+            "p99": pct.get("p99"),
+            "max": report.max_latency_ms,
+        }
     warnings = list(p.warnings)
     if not report.valid:
         warnings.append("LoadGen: INVALID (" + "; ".join(report.invalid_reasons) + ")")
     result = Result(
-        kind="bench", profile=p.target.profile_record(), model=p.target.model_info,
-        machine=p.inventory.to_dict(), onnxruntime=api._ort_record(p.inventory),
+        kind="bench",
+        profile=p.target.profile_record(),
+        model=p.target.model_info,
+        machine=p.inventory.to_dict(),
+        onnxruntime=api._ort_record(p.inventory),
         ep=api._ep_record(p),
-        settings=api._settings_record(p, {
-            "scenario": name, "warmup": settings.warmup, "strict": ov.strict,
-            "loadgen": dict(lg["settings"]),
-        }),
-        metrics=metrics, warnings=warnings,
+        settings=api._settings_record(
+            p,
+            {
+                "scenario": name,
+                "warmup": settings.warmup,
+                "strict": ov.strict,
+                "loadgen": dict(lg["settings"]),
+            },
+        ),
+        metrics=metrics,
+        warnings=warnings,
     ).to_dict()
     result["loadgen_logs"] = {
-        "dir": str(Path(sc["log_dir"])), "summary": lg["summary_path"], "detail": lg["detail_path"],
+        "dir": str(Path(sc["log_dir"])),
+        "summary": lg["summary_path"],
+        "detail": lg["detail_path"],
     }
     return result
 
@@ -331,18 +362,27 @@ def execute(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
     try:
         return measure(job, on_event)
     except KeyboardInterrupt:
-        return failed_result(job, "interrupted before anything was measured", kind="interrupted",
-                             exit_code=130, status="interrupted")  # fmt: skip
+        return failed_result(
+            job,
+            "interrupted before anything was measured",
+            kind="interrupted",
+            exit_code=130,
+            status="interrupted",
+        )
     except ImportError as exc:
         where = (job.get("environment") or {}).get("name") or "the current environment"
         return failed_result(
-            job, f"{where} ({sys.executable}) cannot import what aia's worker needs: {exc}",
-            kind="runtime", exit_code=1,
+            job,
+            f"{where} ({sys.executable}) cannot import what aia's worker needs: {exc}",
+            kind="runtime",
+            exit_code=1,
         )
     except Exception as exc:
         kind, code = failure_kind(exc)
-        msg = str(exc) if kind != "runtime" or hasattr(exc, "exit_code") else (
-            f"unexpected {type(exc).__name__}: {exc}"
+        msg = (
+            str(exc)
+            if kind != "runtime" or hasattr(exc, "exit_code")
+            else (f"unexpected {type(exc).__name__}: {exc}")
         )
         if os.environ.get("AIA_DEBUG"):
             import traceback
@@ -362,6 +402,22 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
+def _peak_rss_own() -> int | None:
+    """This process's own peak RSS (Linux VmHWM).
+
+    getrusage's ru_maxrss would include the parent's resident memory at fork
+    time, which survives the exec on Linux; VmHWM belongs to the new image.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the job from stdin (or the file named as the argument), write the result."""
     args = sys.argv[1:] if argv is None else argv
@@ -371,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"aia worker: job version {job['version']} is newer than {JOB_VERSION}\n")
         return 2
     result = execute(job, _emit)
+    hwm = _peak_rss_own()
+    if hwm is not None and (result.get("metrics") or {}).get("peak_rss_bytes") is not None:
+        result["metrics"]["peak_rss_bytes"] = hwm
     from aialliance_cli.results.store import dumps, write_json_atomic
 
     if job.get("result_path"):
