@@ -36,6 +36,7 @@ Dims = Annotated[
     ),
 ]
 _LG = "LoadGen (with --scenario)"
+_GEN = "Text generation (text-generation profiles)"
 
 
 @handles_errors
@@ -139,14 +140,93 @@ def bench(
             help="Fail (exit 3) if the requested EP runs less than this percent of the FLOPs.",
         ),
     ] = None,
+    until_stable: Annotated[
+        float | None,
+        typer.Option(
+            "--until-stable",
+            help="Keep measuring (up to --duration, default 60 s) until the 95% interval "
+            "of the median is within this percent.",
+        ),
+    ] = None,
+    csv: Annotated[
+        bool, typer.Option("--csv", help="Print the results as CSV (docs/results.md).")
+    ] = False,
     allow_network: o.AllowNetwork = False,
     allow_custom_ops: o.AllowCustomOps = False,
+    prompt_len: Annotated[
+        str | None,
+        typer.Option("--prompt-len", rich_help_panel=_GEN, help="Prompt lengths: 128,512."),
+    ] = None,
+    gen_len: Annotated[
+        str | None,
+        typer.Option("--gen-len", rich_help_panel=_GEN, help="Generated lengths: 32,128."),
+    ] = None,
+    md: Annotated[
+        bool,
+        typer.Option(
+            "--md", rich_help_panel=_GEN, help="Print a llama-bench style markdown table."
+        ),
+    ] = False,
+    random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--random-weights",
+            rich_help_panel=_GEN,
+            help="Build the architecture with random weights (no download; marked in results).",
+        ),
+    ] = False,
 ) -> None:
     """Benchmark latency, throughput, memory and CPU use, one configuration or a sweep."""
     from aialliance_cli.cli.output import spinner
     from aialliance_cli.errors import BadInputError
     from aialliance_cli.runtime import sweep as S
     from aialliance_cli.runtime.api import Overrides, bench_settings, prepare_target
+    from aialliance_cli.runtime.textgen import is_text_generation
+
+    if out is not None:
+        from aialliance_cli.results.store import check_writable
+
+        check_writable(out)  # before anything is measured
+    if json_ and csv:
+        raise BadInputError("choose one of --json and --csv")
+    if is_text_generation(target):
+        from aialliance_cli.cli.genbench import bench_generation_cli
+
+        if ep and len(ep) > 1 or (ep and "," in ep[0]):
+            raise BadInputError("text-generation bench takes one --ep at a time")
+        o.check_positive("--warmup", warmup, zero_ok=True)
+        o.check_positive("--iterations", iterations)
+        bench_generation_cli(
+            target,
+            ep=ep[0] if ep else None,
+            threads=int(threads) if threads and threads.isdigit() else None,
+            strict=strict,
+            allow_network=allow_network,
+            random_weights=random_weights,
+            prompt_len=prompt_len,
+            gen_len=gen_len,
+            batch=batch,
+            warmup=warmup,
+            repetitions=iterations,
+            json_=json_,
+            md=md,
+            out=out,
+        )
+        return
+    gen_only = {
+        "--prompt-len": prompt_len,
+        "--gen-len": gen_len,
+        "--md": md or None,
+        "--random-weights": random_weights or None,
+    }
+    given = [k for k, v in gen_only.items() if v is not None]
+    if given:
+        raise BadInputError(
+            f"{', '.join(given)} apply to text-generation profiles only "
+            f"({target or 'the default profile'} is not one)"
+        )
+    if until_stable is not None and until_stable <= 0:
+        raise BadInputError(f"--until-stable must be a percentage above 0, got {until_stable:g}")
 
     o.check_positive("--warmup", warmup, zero_ok=True)
     o.check_positive("--iterations", iterations)
@@ -180,6 +260,7 @@ def bench(
         input_sets=1 if same_input else 4,
         allow_custom_ops=allow_custom_ops,
         min_coverage=min_coverage,
+        until_stable=until_stable,
     )
     with spinner("preparing", enabled=not json_) as update:
         from aialliance_cli.envs.registry import list_envs
@@ -219,7 +300,14 @@ def bench(
             on_event=display.event,
             machine=inventory.to_dict(),
         )
-    _report(outcome, planned, sweep=sweep, json_=json_)
+    if csv:
+        import sys
+
+        from aialliance_cli.results.tabular import write_csv
+
+        write_csv(outcome.results, sys.stdout)
+    else:
+        _report(outcome, planned, sweep=sweep, json_=json_)
     code = outcome.exit_code
     if code:
         raise typer.Exit(code)

@@ -137,7 +137,11 @@ def fmt_bytes(n: int | None) -> str:
 
 
 def fmt_num(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "n/a"
+    if x and abs(x) < 1:  # 0.0123 ms stays readable: three significant digits
+        return f"{x:.3g}"
+    return f"{x:.{digits}f}"
 
 
 def handles_errors(func: Any) -> Any:

@@ -73,7 +73,7 @@ def prepare_target(
 
         target = DEFAULT_PROFILE
     if _looks_like_model(target):
-        path = Path(target).expanduser()
+        path = Path(target).expanduser().absolute()
         info = check_onnx_file(path)
         return Target(
             name=path.stem,
@@ -94,11 +94,11 @@ def prepare_target(
     check_onnx_file(resolved.path)
     return Target(
         name=prof.name,
-        model_path=resolved.path,
+        model_path=resolved.path.absolute(),
         loaded=loaded,
         tokenizer_dir=resolved.tokenizer_dir,
         model_info={
-            "path": str(resolved.path),
+            "path": str(resolved.path.absolute()),
             "source": resolved.description,
             "cache_key": resolved.cache_key,
         },

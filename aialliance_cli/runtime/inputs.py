@@ -150,7 +150,7 @@ def _no_such_dim(specs: Sequence[InputSpec], key: str) -> str:
     unnamed = sorted(_axis_keys(specs))
     if key == "batch" and not names and not unnamed:
         fixed = ", ".join(str(v) for v in sorted(_fixed_leading(specs))) or "fixed"
-        return (f"the model's batch is fixed ({fixed}): its inputs have no dynamic "
+        return (f"the model has a fixed batch ({fixed}): its inputs have no dynamic "
                 "dimension, so --batch cannot change it")
     parts = []
     if names:

@@ -272,7 +272,7 @@ def loadgen_dir(out: Path | None, label: str, index: int, stamp: str | None = No
     stamp = stamp or _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     leaf = f"{stamp}-{index:02d}-{_slug(label)}"
     if out is not None:
-        out = Path(out)
+        out = Path(out).absolute()  # workers run in a folder of their own
         return out.parent / f"{out.stem}.loadgen" / leaf
     from aialliance_cli.paths import user_dirs
 

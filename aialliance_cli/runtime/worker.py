@@ -67,10 +67,13 @@ def target_to_dict(target: Any) -> dict[str, Any]:
     loaded = target.loaded
     return {
         "name": target.name,
-        "model_path": str(target.model_path),
-        "tokenizer_dir": str(target.tokenizer_dir) if target.tokenizer_dir else None,
+        # Absolute: the worker runs in another folder.
+        "model_path": str(Path(target.model_path).absolute()),
+        "tokenizer_dir": str(Path(target.tokenizer_dir).absolute())
+        if target.tokenizer_dir
+        else None,
         "model_info": dict(target.model_info),
-        "profile_path": str(loaded.path) if loaded is not None else None,
+        "profile_path": str(Path(loaded.path).absolute()) if loaded is not None else None,
         "profile_origin": getattr(loaded, "origin", None),
         "profile_record": target.profile_record(),
     }
@@ -229,7 +232,8 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
     from aialliance_cli.runtime.api import bench, bench_settings, open_session
 
     target = target_from_dict(job["target"])
-    ov = _fit_batch(target, overrides_from_dict(job["overrides"]))
+    # The batch of fixed-batch and unnamed-axis models is checked by inputs.resolve_dims.
+    ov = overrides_from_dict(job["overrides"])
     bench_settings(target, ov)  # bad counts are bad input before any session is built
 
     def status(msg: str) -> None:
@@ -239,6 +243,7 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
         on_event({"event": "progress", "done": done, "total": total, "elapsed": elapsed})
 
     prepared = open_session(target, ov, status=status)
+    _arm_interrupts()  # a Ctrl-C that came while importing or building is honoured now
     on_event({"event": "session", "ep": prepared.built.ep})
     scenario = job.get("scenario")
     if scenario:
@@ -418,8 +423,31 @@ def _peak_rss_own() -> int | None:
     return None
 
 
+_PENDING_INTERRUPT = False
+_ARMED = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    # A KeyboardInterrupt raised while a C extension (onnxruntime) is importing can be
+    # lost; until the session exists, remember the signal and raise it afterwards.
+    global _PENDING_INTERRUPT
+    if _ARMED:
+        raise KeyboardInterrupt
+    _PENDING_INTERRUPT = True
+
+
+def _arm_interrupts() -> None:
+    global _ARMED
+    _ARMED = True
+    if _PENDING_INTERRUPT:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the job from stdin (or the file named as the argument), write the result."""
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
     args = sys.argv[1:] if argv is None else argv
     text = Path(args[0]).read_text(encoding="utf-8") if args else sys.stdin.read()
     job = json.loads(text)
