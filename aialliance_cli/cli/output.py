@@ -30,7 +30,8 @@ def _quiet_broken_pipe() -> None:
 def stderr_console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True)
+    # Messages are one paragraph each: never hard-wrapped, so logs and greps see them whole.
+    return Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
