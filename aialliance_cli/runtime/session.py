@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,13 +135,52 @@ def _try_build(
         if not devices:
             raise RuntimeError(f"plugin EP {ep} offers no {device_kind or ''} device")
         so.add_provider_for_devices(devices, _stringify(options))
-        return ort.InferenceSession(os.fspath(model), sess_options=so)
+        return _quietly(lambda: ort.InferenceSession(os.fspath(model), sess_options=so))
     providers: list[Any] = [(ep, _stringify(options))] if options else [ep]
     if ep != "CPUExecutionProvider":
         # Name the CPU EP explicitly so that nodes the EP cannot take have a home;
         # what really ran where is read back from the session afterwards.
         providers.append("CPUExecutionProvider")
-    return ort.InferenceSession(os.fspath(model), sess_options=so, providers=providers)
+    return _quietly(
+        lambda: ort.InferenceSession(os.fspath(model), sess_options=so, providers=providers)
+    )
+
+
+_LAST_EP_ERROR: list[str] = []
+
+
+def _quietly(create: Any) -> Any:
+    """Create a session with stdout captured.
+
+    ONNX Runtime's Python layer *prints* "EP Error ... Falling back to [...] and
+    retrying" when an EP fails to initialise; that would corrupt `--json` on
+    stdout, and it is the only place the EP's own error appears. Keep it as the
+    fallback reason instead.
+    """
+    import io
+    from contextlib import redirect_stdout
+
+    from aialliance_cli.analysis.placement import capture_session_log
+
+    buf = io.StringIO()
+    _LAST_EP_ERROR.clear()
+    try:
+        with redirect_stdout(buf):
+            # fd-level capture: the C++ "Failed to create ...ExecutionProvider" lines too.
+            sess, log = capture_session_log(create)
+    finally:
+        for line in buf.getvalue().splitlines():
+            if line.startswith("EP Error"):
+                _LAST_EP_ERROR.append(line[len("EP Error") :].strip()[:400])
+    for line in log.splitlines():
+        if "Failed to create" in line or "[E:" in line:
+            text = _ANSI.sub("", line)
+            text = text.split("[ERROR]", 1)[-1] if "[ERROR]" in text else text.split("] ", 1)[-1]
+            _LAST_EP_ERROR.append(text.strip()[:400])
+    return sess
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
@@ -191,6 +231,8 @@ def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
         if got and got[0] != ep:
             # ORT's silent retry on the CPU: we asked for ep but did not get it.
             reason = f"ONNX Runtime silently fell back to {got[0]} while initialising {ep}"
+            if _LAST_EP_ERROR:
+                reason += f": {_LAST_EP_ERROR[0]}"
             if spec.strict:
                 raise UnavailableError(f"{reason} (--strict forbids this).")
             fallbacks.append(Fallback(ep, reason, got[0]))
