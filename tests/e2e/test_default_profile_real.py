@@ -106,3 +106,16 @@ def test_ctrl_c_keeps_measured_iterations(tmp_path):
     assert rec["status"] == "interrupted"
     assert rec["metrics"]["iterations"] > 0
     assert json.loads(stdout)["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_text_input_sets_differ_but_keep_length_and_mask(shared_models):
+    from aialliance_cli.runtime.api import Overrides, open_session, prepare_target
+
+    p = open_session(prepare_target(None), Overrides(input_sets=3))
+    a, b, c = (f["input_ids"] for f in p.feeds)
+    assert not np.array_equal(a, b) and not np.array_equal(b, c)
+    assert all(np.array_equal(p.feeds[0]["attention_mask"], f["attention_mask"]) for f in p.feeds)
+    real = p.feeds[0]["attention_mask"][0].astype(bool)
+    assert a[0][real][0] == b[0][real][0] and a[0][real][-1] == b[0][real][-1]  # [CLS] ... [SEP]
+    assert (b[0][~real] == a[0][~real]).all()  # padding untouched
