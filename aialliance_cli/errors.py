@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes are part of aia's interface (docs/exit-codes.md)."""
+    """Exit codes are part of aia's interface (docs/commands.md#exit-codes)."""
 
     OK = 0
     RUNTIME_FAILURE = 1  # valid input broke while running
