@@ -194,6 +194,24 @@ def bench(
 
         if ep and len(ep) > 1 or (ep and "," in ep[0]):
             raise BadInputError("text-generation bench takes one --ep at a time")
+        unsupported = {
+            "--csv": csv or None,
+            "--dim": dim,
+            "--scenario": scenario,
+            "--until-stable": until_stable,
+            "--duration": duration,
+            "--input": input,
+            "--text": text,
+            "--min-coverage": min_coverage,
+        }
+        given = [k for k, v in unsupported.items() if v]
+        if threads and not threads.isdigit():
+            given.append("--threads with a list")
+        if given:
+            raise BadInputError(
+                f"{', '.join(given)} do(es) not apply to text-generation profiles; their "
+                "grid is --prompt-len, --gen-len and --batch (docs/generation.md)"
+            )
         o.check_positive("--warmup", warmup, zero_ok=True)
         o.check_positive("--iterations", iterations)
         bench_generation_cli(

@@ -144,7 +144,7 @@ class Generator:
                 f"The tokenizer in {tokenizer.folder} has {tokenizer.vocab_size} tokens but "
                 f"{name} has only {vocab} (its logits): they are not the same model's, and "
                 "ids past the model's vocabulary would crash or mislead.",
-                hint="Use the tokenizer saved with the model (--tokenizer DIR).",
+                hint="Keep the tokenizer saved with the model beside its model.onnx.",
             )
         self.eos_token_ids = frozenset(
             self.info.eos_token_ids + (tokenizer.eos_token_ids if tokenizer else ())

@@ -72,7 +72,7 @@ def load_tokenizer(folder: str | Path, *, extra_eos: tuple[int, ...] = ()) -> Te
     if not has_tokenizer(folder):
         raise ModelError(
             f"No tokenizer in {folder}: none of {', '.join(TOKENIZER_FILES)} is there.",
-            hint="Pass the folder of the model's tokenizer (--tokenizer DIR) or export the "
+            hint="Put the model's tokenizer files beside model.onnx, or export the "
             "model with optimum, which copies the tokenizer beside model.onnx.",
         )
     try:
