@@ -202,3 +202,10 @@ def test_text_generation_bench_and_run_on_a_tiny_random_llama(tmp_path):
     assert "| model | backend | batch | test | t/s |" in r.stdout
     r = invoke("bench", p, "--prompt-len", "8,x")
     assert r.exit_code == 2 and "--prompt-len" in err(r)
+
+
+def test_text_generation_bench_refuses_loop_options():
+    r = invoke("bench", "smollm2-135m", "--random-weights", "--csv")
+    assert r.exit_code == 2 and "--csv" in err(r)
+    r = invoke("bench", "smollm2-135m", "--threads", "1,2")
+    assert r.exit_code == 2 and "--threads" in err(r)
