@@ -35,6 +35,14 @@ Dims = Annotated[
         "--dim", help="A symbolic dimension, NAME=VALUE or NAME=V1,V2,... to sweep (repeatable)."
     ),
 ]
+Variants = Annotated[
+    str | None,
+    typer.Option(
+        "--variant",
+        help="Precision variant(s) of the profile's model: base (the model: key) or a name "
+        "from its variants: section; a comma list sweeps them, 'all' = every one.",
+    ),
+]
 _LG = "LoadGen (with --scenario)"
 _GEN = "Text generation (text-generation profiles)"
 
@@ -46,6 +54,7 @@ def bench(
     threads: Threads = None,
     batch: Batch = None,
     dim: Dims = None,
+    variant: Variants = None,
     warmup: Annotated[
         int | None, typer.Option("--warmup", help="Warm-up runs, not measured.")
     ] = None,
@@ -203,6 +212,7 @@ def bench(
             "--input": input,
             "--text": text,
             "--min-coverage": min_coverage,
+            "--variant": variant,
         }
         given = [k for k, v in unsupported.items() if v]
         if threads and not threads.isdigit():
@@ -286,19 +296,33 @@ def bench(
 
         tgt = prepare_target(target, allow_network=allow_network, status=update)
         bench_settings(tgt, ov)  # bad counts in the profile: exit 2 before anything runs
+        from aialliance_cli.models.variants import parse_variants
+
+        variants = parse_variants(tgt, variant)  # unknown names: exit 2 before anything runs
         inventory = detect()
         envs = list_envs()
         here = S.current_eps(inventory)
         if eps == [S.ALL]:
             eps = S.all_eps(here, envs)
-    points = S.expand(eps, threads_l, batches, dims)
+    points = S.expand(eps, threads_l, batches, dims, variants)
     sweep = len(points) > 1
     if in_process and sweep:
         raise BadInputError(
             "--in-process measures a single configuration; a sweep runs each configuration "
             "in a fresh worker process so that one does not colour the next"
         )
-    planned = S.plan_sweep(tgt, ov, points, here=here, envs=envs, scenario=sc, out=out)
+    with spinner("preparing variants", enabled=not json_ and bool(variants)) as update:
+        planned = S.plan_sweep(
+            tgt,
+            ov,
+            points,
+            here=here,
+            envs=envs,
+            scenario=sc,
+            out=out,
+            status=update,
+            allow_network=allow_network,
+        )
     local = in_process or not S.SINGLE_IN_WORKER
     with _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
@@ -549,6 +573,8 @@ def render_bench(results: list[dict[str, Any]], *, sweep: bool | None = None) ->
     ]
     if any(r.get("environment") for r in results):
         spec.append(("environment", env))
+    if any((r.get("settings") or {}).get("variant") for r in results):
+        spec.append(("variant", lambda r: str((r.get("settings") or {}).get("variant") or "")))
     spec += [
         ("threads", lambda r: setting(r, "intra_op_threads", "threads")),
         ("batch", lambda r: setting(r, "batch", "batch")),

@@ -18,6 +18,14 @@ def run(
     threads: o.Threads = None,
     batch: o.Batch = None,
     dim: o.Dims = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="A precision variant of the profile's model: base or a name from its "
+            "variants: section.",
+        ),
+    ] = None,
     text: o.Text = None,
     input: o.InputFiles = None,
     save: Annotated[
@@ -53,6 +61,10 @@ def run(
         raise BadInputError(f"--save {save} is a directory; give a file name such as out.npz")
 
     if is_text_generation(target):
+        if variant is not None:
+            from aialliance_cli.errors import BadInputError
+
+            raise BadInputError("--variant does not apply to text-generation profiles")
         o.check_positive("--max-new-tokens", max_new_tokens)
         _run_generation(
             target,
@@ -84,6 +96,7 @@ def run(
         input_files=tuple(input or ()),
         strict=strict,
         allow_custom_ops=allow_custom_ops,
+        variant=variant,
     )
     with spinner("preparing", enabled=not json_) as update:
         out = run_model(target, ov, status=update, allow_network=allow_network)

@@ -459,6 +459,33 @@ class OutputSpec(_Strict):
     embedding_output: NonEmptyStr | None = None
 
 
+# --- precision variants ----------------------------------------------------------------------
+
+BASE_VARIANT = "base"  # the top-level model; not a key of variants:
+_VARIANT_RE = re.compile(r"^[a-z0-9_-]+$")
+QuantizeMethod = Literal["dynamic", "fp16"]
+WeightType = Literal["qint8", "quint8"]
+
+
+class VariantSpec(_Strict):
+    """Another precision of the model: its own source, or a quantization of the base model."""
+
+    model: Annotated[ModelSpec, BeforeValidator(_model_shorthand)] | None = None
+    quantize: QuantizeMethod | None = None
+    weight_type: WeightType | None = None
+    per_channel: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> VariantSpec:
+        if (self.model is None) == (self.quantize is None):
+            got = "both" if self.model is not None else "neither"
+            raise ValueError(f"give exactly one of model or quantize (got {got})")
+        extra = [k for k in ("weight_type", "per_channel") if getattr(self, k) is not None]
+        if extra and self.quantize != "dynamic":
+            raise ValueError(f"{', '.join(extra)} only appl(ies) with quantize: dynamic")
+        return self
+
+
 # --- the profile -------------------------------------------------------------------------------
 
 
@@ -478,3 +505,22 @@ class Profile(_Strict):
     # Text generation (task text-generation): prompts, sampling and bench grid.
     generation: GenerationSpec | None = None
     custom_ops_library: NonEmptyStr | None = None
+    # Precision variants to bench beside the base model (`aia bench --variant base,int8`).
+    variants: dict[StrictStr, VariantSpec] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+        for name in v:
+            if not _VARIANT_RE.match(name):
+                raise ValueError(f"variant name '{name}' must use only a-z, 0-9, '_' and '-'")
+            if name in (BASE_VARIANT, "all"):
+                raise ValueError(
+                    f"variant name '{name}' is reserved ('base' is the top-level model, "
+                    "'all' means every variant)"
+                )
+        return v
+
+    def variant_names(self) -> list[str]:
+        """``base`` then the profile's variants, in file order."""
+        return [BASE_VARIANT, *self.variants]

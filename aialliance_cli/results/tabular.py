@@ -48,6 +48,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "loadgen_verdict",
     "loadgen_qps",
     "error",
+    # Added later; new columns go at the end so positional readers keep working.
+    "variant",
 )
 
 
@@ -199,6 +201,7 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "loadgen_verdict": loadgen_verdict(record),
         "loadgen_qps": _num(get(record, "metrics", "loadgen", "qps")),
         "error": record.get("error"),
+        "variant": get(record, "settings", "variant") or get(record, "model", "variant"),
     }
     return {col: ("" if values.get(col) is None else values[col]) for col in CSV_COLUMNS}
 

@@ -124,6 +124,7 @@ class Overrides:
     min_coverage: float | None = None  # percent of FLOPs (or nodes) on the requested EP
     until_stable: float | None = None  # percent: measure until the median's CI is this narrow
     energy: bool = True  # sample RAPL/NVML/amdsmi power, clocks and temperatures
+    variant: str | None = None  # a precision variant of the profile (models/variants.py)
 
 
 def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tuple[SessionSpec, Any]:
@@ -559,6 +560,10 @@ def run(
 
     ov = overrides or Overrides()
     tgt = prepare_target(target, allow_network=allow_network, status=status)
+    if ov.variant is not None:
+        from aialliance_cli.models.variants import resolve_variant
+
+        tgt = resolve_variant(tgt, ov.variant, status, allow_network=allow_network)
     p = open_session(tgt, ov, status=status)
     names = [o.name for o in p.built.session.get_outputs()]
     t0 = time.perf_counter()
@@ -700,6 +705,10 @@ def bench(
     ov = overrides or Overrides()
     if prepared is None:
         tgt = prepare_target(target, allow_network=allow_network, status=status)
+        if ov.variant is not None:
+            from aialliance_cli.models.variants import resolve_variant
+
+            tgt = resolve_variant(tgt, ov.variant, status, allow_network=allow_network)
         settings = bench_settings(tgt, ov)
         prepared = open_session(tgt, ov, status=status)
     else:

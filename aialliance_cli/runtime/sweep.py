@@ -1,7 +1,7 @@
 """Benchmark sweeps: list-valued options, one fresh worker process per configuration.
 
     parse_*()     "--threads 1,2,4" -> [1, 2, 4]
-    expand()      the cartesian product of EPs, threads, batches and dims -> [SweepPoint]
+    expand()      the cartesian product of variants, EPs, threads, batches and dims -> [SweepPoint]
     route()       which Python environment runs a point (this one, or a registered one)
     make_job()    the JSON a worker reads (runtime/worker.py)
     run_job()     one configuration, in a worker process (timeout, Ctrl-C) or in-process
@@ -119,12 +119,13 @@ class SweepPoint:
     threads: int | None = None
     batch: int | None = None
     dims: tuple[tuple[str, int], ...] = ()
+    variant: str | None = None  # a precision variant of the profile (models/variants.py)
 
     def label(self, env: str | None = None) -> str:
-        """A short column name: ``openvino@ov threads=2 batch=8 sequence=64``."""
+        """A short column name: ``int8 openvino@ov threads=2 batch=8 sequence=64``."""
         from aialliance_cli.providers.catalogue import short_name
 
-        parts = []
+        parts = [self.variant] if self.variant is not None else []
         if self.ep is not None:
             parts.append(short_name(self.ep) + (f"@{env}" if env else ""))
         elif env:
@@ -142,6 +143,7 @@ class SweepPoint:
             "threads": self.threads,
             "batch": self.batch,
             "dims": dict(self.dims),
+            "variant": self.variant,
         }
 
 
@@ -150,16 +152,21 @@ def expand(
     threads: Sequence[int | None] | None = None,
     batches: Sequence[int | None] | None = None,
     dims: dict[str, list[int]] | None = None,
+    variants: Sequence[str | None] | None = None,
 ) -> list[SweepPoint]:
-    """The cartesian product, EPs outermost, then threads, batch, dims in the order given."""
+    """The cartesian product, variants outermost, then EPs, threads, batch, dims as given."""
     dims = dims or {}
     dim_names = list(dims)
     dim_values = [dims[n] for n in dim_names]
     points = []
-    for ep, th, b, *dv in itertools.product(
-        list(eps or [None]), list(threads or [None]), list(batches or [None]), *dim_values
+    for v, ep, th, b, *dv in itertools.product(
+        list(variants or [None]),
+        list(eps or [None]),
+        list(threads or [None]),
+        list(batches or [None]),
+        *dim_values,
     ):
-        points.append(SweepPoint(ep, th, b, tuple(zip(dim_names, dv, strict=True))))
+        points.append(SweepPoint(ep, th, b, tuple(zip(dim_names, dv, strict=True)), v))
     return points
 
 
@@ -519,12 +526,28 @@ def plan_sweep(
     envs: Sequence[Any],
     scenario: ScenarioSettings | None = None,
     out: Path | None = None,
+    status: Callable[[str], None] | None = None,
+    allow_network: bool = False,
 ) -> list[Planned]:
-    """Route every point and make its job (LoadGen log folders named per configuration)."""
+    """Route every point and make its job (LoadGen log folders named per configuration).
+
+    A point's variant is resolved here, in the parent, once per variant (quantized
+    variants are made and cached now), so that workers only open files.
+    """
     sweep = len(points) > 1
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     planned = []
+    variant_targets: dict[str, Any] = {}
     for i, point in enumerate(points):
+        tgt = target
+        if point.variant is not None:
+            if point.variant not in variant_targets:
+                from aialliance_cli.models.variants import resolve_variant
+
+                variant_targets[point.variant] = resolve_variant(
+                    target, point.variant, status or (lambda _m: None), allow_network=allow_network
+                )
+            tgt = variant_targets[point.variant]
         r = route(point, here, envs, sweep=sweep)
         label = (
             point.label(r.env.name if r.env is not None else None)
@@ -533,7 +556,7 @@ def plan_sweep(
         )
         log_dir = loadgen_dir(out, label, i + 1, stamp) if scenario is not None else None
         job = make_job(
-            target,
+            tgt,
             overrides,
             point,
             label=label,
@@ -585,6 +608,7 @@ def run_sweep(
                     p.job, python=p.route.python, timeout_s=timeout_s, on_event=on_event
                 )
         except SweepInterrupted as stop:
+            _record_variant(stop.result, p.point)
             outcome.results.append(stop.result)
             outcome.interrupted = True
             if on_result is not None:
@@ -593,6 +617,7 @@ def run_sweep(
         except KeyboardInterrupt:
             outcome.interrupted = True
             break
+        _record_variant(result, p.point)
         outcome.results.append(result)
         try:
             if on_result is not None:
@@ -601,6 +626,15 @@ def run_sweep(
             outcome.interrupted = True
             break
     return outcome
+
+
+def _record_variant(result: dict[str, Any], point: SweepPoint) -> None:
+    # Workers know the variant only through model_info; settings say what was asked.
+    if point.variant is not None:
+        settings = result.get("settings")
+        if not isinstance(settings, dict):
+            settings = result["settings"] = {}
+        settings["variant"] = point.variant
 
 
 def _ort_of(r: Route) -> dict[str, Any] | None:

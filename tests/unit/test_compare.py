@@ -118,6 +118,7 @@ def test_csv_columns_are_stable_and_in_order() -> None:
         "loadgen_verdict",
         "loadgen_qps",
         "error",
+        "variant",
     )
 
 
