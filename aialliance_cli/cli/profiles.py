@@ -9,7 +9,7 @@ import typer
 
 from aialliance_cli.cli.output import handles_errors
 
-app = typer.Typer(help="List, show and validate profiles.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="List, show and validate profiles.", no_args_is_help=True)
 
 
 @app.command("list")
