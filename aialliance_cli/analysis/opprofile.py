@@ -78,6 +78,21 @@ class OpProfile:
         d["run_us_mean"] = self.run_us_mean
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpProfile:
+        """The inverse of :meth:`to_dict` (a profile measured in a worker process)."""
+        return cls(
+            by_op_type=[OpTypeStat(**s) for s in data.get("by_op_type") or ()],
+            by_node=[NodeStat(**s) for s in data.get("by_node") or ()],
+            runs=int(data.get("runs") or 0),
+            warmup_runs=int(data.get("warmup_runs") or 0),
+            run_us_total=float(data.get("run_us_total") or 0.0),
+            kernel_us_total=float(data.get("kernel_us_total") or 0.0),
+            session_overhead_us=float(data.get("session_overhead_us") or 0.0),
+            memcpy_us=float(data.get("memcpy_us") or 0.0),
+            us_by_ep={str(k): float(v) for k, v in (data.get("us_by_ep") or {}).items()},
+        )
+
 
 @dataclass(frozen=True)
 class OpTypeComparison:

@@ -8,7 +8,9 @@ import typer
 
 from aialliance_cli.cli.output import handles_errors
 
-app = typer.Typer(rich_markup_mode=None, help="List or clear the model cache.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List or clear the model cache.", no_args_is_help=True
+)
 
 
 @app.command("list")

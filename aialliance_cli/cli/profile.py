@@ -105,6 +105,12 @@ def profile(
         for p in run.profiles:
             for w in p.result.warnings:
                 warn(w)
+            env = p.result.extra.get("environment")
+            if env:
+                info(
+                    f"{_short(p.ep)} ran in environment '{env['name']}' "
+                    f"({env.get('distribution')} {env.get('onnxruntime')}, {env['python']})"
+                )
             render_profile(p, top)
         by_ep = {p.ep: p for p in run.profiles}
         for a, b, rows in run.comparisons:

@@ -9,7 +9,9 @@ import typer
 
 from aialliance_cli.cli.output import handles_errors
 
-app = typer.Typer(rich_markup_mode=None, help="List, show and validate profiles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List, show and validate profiles.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -72,9 +74,7 @@ def show_(
                 "path": str(loaded.path),
                 "origin": loaded.origin,
                 "sha256": loaded.sha256,
-                "profile": loaded.profile.model_dump(
-                    mode="json", exclude_none=True, by_alias=True
-                ),
+                "profile": loaded.profile.model_dump(mode="json", exclude_none=True, by_alias=True),
             }
         )
         return

@@ -352,7 +352,7 @@ def _available(target: Target, ep: str, ov: Overrides, inventory: Any) -> str | 
 
 
 def profile(
-    target: str | None = None,
+    target: str | Target | None = None,
     eps: Sequence[str] = (),
     overrides: Overrides | None = None,
     *,
@@ -361,14 +361,20 @@ def profile(
     status: Status = _quiet,
     progress: Progress | None = None,
     allow_network: bool = False,
+    use_envs: bool = True,
+    on_session: Callable[[str], None] | None = None,
 ) -> ProfileRun:
     """Profile ``target`` on each of ``eps`` in turn (none: the plan's first EP).
 
     ``overrides.warmup``/``iterations`` default to 5 and 20. An EP that this
-    ONNX Runtime build lacks raises UnavailableError under ``strict``; otherwise
-    it is skipped with a reason when several EPs are asked for, and left to the
-    plan's fallback (with a warning) when it is the only one. Ctrl-C keeps the
-    runs measured so far: the profile is parsed and ``interrupted`` is set.
+    ONNX Runtime build lacks runs in a registered environment that offers it
+    (``aia env``, through ``runtime.worker``) when ``use_envs``; failing that it
+    raises UnavailableError under ``strict``, else it is skipped with a reason
+    when several EPs are asked for, and left to the plan's fallback (with a
+    warning) when it is the only one. Ctrl-C keeps the runs measured so far:
+    the profile is parsed and ``interrupted`` is set. ``on_session(ep)`` is
+    called once a session is built, before its first run (the worker arms
+    its Ctrl-C handling there).
     """
     from aialliance_cli.analysis.opprofile import compare_profiles
     from aialliance_cli.hardware import detect
@@ -386,24 +392,40 @@ def profile(
         raise BadInputError(f"--top must be 1 or more, got {top}")
     wanted: list[str | None] = list(dict.fromkeys(resolve_ep_name(e) for e in eps)) or [None]
     destinations = trace_destinations(trace, wanted)  # before anything runs
-    tgt = prepare_target(target, allow_network=allow_network, status=status)
+    if isinstance(target, Target):
+        tgt = target
+    else:
+        tgt = prepare_target(target, allow_network=allow_network, status=status)
     inventory = detect()
 
     run = ProfileRun(target=tgt, profiles=[])
-    todo: list[tuple[str | None, Path | None]] = []
+    todo: list[tuple[str | None, Path | None, Any]] = []  # (ep, trace, env or None: here)
     for ep, dest in zip(wanted, destinations, strict=True):
-        why = _available(tgt, ep, ov, inventory) if ep is not None and len(wanted) > 1 else None
-        if why is not None:
-            if ov.strict:
-                raise UnavailableError(why)
-            # TODO(envs): run it in another Python environment through runtime.worker
-            # once that module exists; for now the EP is skipped with its install hint.
-            run.skipped.append((ep or "", why))
+        check = ep is not None and (len(wanted) > 1 or use_envs)
+        why = _available(tgt, ep, ov, inventory) if check and ep is not None else None
+        if why is None:
+            todo.append((ep, dest, None))
             continue
-        todo.append((ep, dest))
-    for ep, dest in todo:
+        env = _env_for(ep) if use_envs and ep is not None else None
+        if env is not None and env.problem() is None:
+            todo.append((ep, dest, env))
+            continue
+        if env is not None:
+            why = env.problem() or why
+            if len(wanted) == 1:  # a registered environment is broken: no silent fallback
+                raise UnavailableError(why)
+        if ov.strict:
+            raise UnavailableError(why)
+        if len(wanted) == 1:
+            todo.append((ep, dest, None))  # the plan's fallback, with a warning
+            continue
+        run.skipped.append((ep or "", why))
+    for ep, dest, env in todo:
         ep_ov = replace(ov, ep=ep, warmup=warmup, iterations=iterations)
-        done = _profile_one(tgt, ep, ep_ov, dest, top, inventory, status, progress)
+        if env is None:
+            done = _profile_one(tgt, ep, ep_ov, dest, top, inventory, status, progress, on_session)
+        else:
+            done = _profile_in_env(tgt, ep or "", ep_ov, dest, top, env, status, progress)
         run.profiles.append(done)
         if done.interrupted:
             run.interrupted = True
@@ -426,6 +448,7 @@ def _profile_one(
     inventory: Any,
     status: Status,
     progress: Progress | None,
+    on_session: Callable[[str], None] | None = None,
 ) -> EpProfile:
     from aialliance_cli.analysis.opprofile import parse_profile
     from aialliance_cli.runtime.api import _coverage_gate, _flops, open_session
@@ -456,6 +479,8 @@ def _profile_one(
             except Exception:  # noqa: BLE001 - placement is a report, never a reason to fail
                 pass
         status(f"profiling on {p.built.ep}")
+        if on_session is not None:
+            on_session(p.built.ep)
         warmup_done, runs_done, interrupted, error = _loop(
             session, p.feeds, ov.warmup or 0, ov.iterations or 1, progress
         )
@@ -493,6 +518,169 @@ def _profile_one(
         return ep_profile
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- other envs
+
+
+def _env_for(ep: str) -> Any:
+    """The registered environment (envs.EnvRecord) that offers ``ep``, or None."""
+    from aialliance_cli.envs.registry import env_for_ep
+
+    return env_for_ep(ep)
+
+
+def _profile_in_env(
+    tgt: Target,
+    ep: str,
+    ov: Overrides,
+    dest: Path | None,
+    top: int,
+    env: Any,
+    status: Status,
+    progress: Progress | None,
+) -> EpProfile:
+    """Profile ``ep`` in a worker process of the registered environment ``env``.
+
+    The worker (job kind "profile") runs :func:`profile` for this EP alone and
+    copies the trace to ``dest`` itself. Ctrl-C stops the worker and keeps what
+    it measured; a failed worker raises the error it reported.
+    """
+    from aialliance_cli.runtime.sweep import SweepInterrupted, run_worker
+    from aialliance_cli.runtime.worker import JOB_VERSION, overrides_to_dict, target_to_dict
+
+    job = {
+        "version": JOB_VERSION,
+        "kind": "profile",
+        "target": target_to_dict(tgt),
+        "overrides": overrides_to_dict(ov),
+        "profile": {"top": top, "trace": str(Path(dest).absolute()) if dest else None},
+        "config": {"ep": ep, "label": f"profile {ep} in {env.name}"},
+        "environment": env.result_record(),
+    }
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "status":
+            status(f"{event.get('message')} (environment '{env.name}')")
+        elif event.get("event") == "progress" and progress is not None:
+            progress(int(event["done"]), event.get("total"), float(event["elapsed"]))
+
+    status(f"starting a worker in environment '{env.name}' ({env.python})")
+    try:
+        res = run_worker(job, python=env.python, on_event=on_event)
+    except SweepInterrupted as exc:
+        res = exc.result
+        if "op_profile" not in res:  # nothing measured: a plain Ctrl-C
+            raise KeyboardInterrupt from None
+    if "op_profile" not in res:
+        raise _worker_error(res, env)
+    return ep_profile_from_dict(res, ep, dest)
+
+
+def _worker_error(res: dict[str, Any], env: Any) -> Exception:
+    from aialliance_cli.errors import RuntimeFailure
+
+    code = int((res.get("failure") or {}).get("exit_code") or 1)
+    msg = f"in environment '{env.name}' ({env.python}): {res.get('error') or 'no result'}"
+    if code == 130:
+        return KeyboardInterrupt()
+    if code == 2:
+        return BadInputError(msg)
+    if code == 3:
+        return UnavailableError(msg)
+    return RuntimeFailure(msg)
+
+
+def ep_profile_to_dict(e: EpProfile) -> dict[str, Any]:
+    """An EpProfile as the worker sends it back: its Result dict plus what the report needs.
+
+    The FLOP report travels without its per-node counts (only the total is used
+    once the achieved rates are computed).
+    """
+    out = e.result.to_dict()
+    out["op_profile"] = e.profile.to_dict()
+    out["profile_run"] = {
+        "requested_ep": e.requested_ep,
+        "ep": e.ep,
+        "placement": e.placement.to_dict() if e.placement is not None else None,
+        "placement_note": e.placement_note,
+        "flops": ({**e.flops.to_dict(), "by_node": {}} if e.flops is not None else None),
+        "achieved": [r.to_dict() for r in e.achieved],
+        "flops_matched_share": e.flops_matched_share,
+        "warmup_done": e.warmup_done,
+        "runs_done": e.runs_done,
+        "interrupted": e.interrupted,
+    }
+    return out
+
+
+_RESULT_KEYS = (
+    "kind",
+    "profile",
+    "model",
+    "machine",
+    "onnxruntime",
+    "ep",
+    "settings",
+    "metrics",
+    "status",
+    "warnings",
+    "error",
+    "timestamp",
+)
+_DROPPED_KEYS = ("schema", "aia_version", "op_profile", "profile_run", "config")
+
+
+def ep_profile_from_dict(
+    data: dict[str, Any], requested_ep: str | None, trace_path: Path | None
+) -> EpProfile:
+    """The inverse of :func:`ep_profile_to_dict`; other keys (``environment``) stay in Result."""
+    from aialliance_cli.analysis.flops import FlopReport
+    from aialliance_cli.analysis.opprofile import OpProfile
+    from aialliance_cli.analysis.placement import Placement
+    from aialliance_cli.results.schema import Result
+
+    extra = data["profile_run"]
+    placement = None
+    if extra.get("placement"):
+        pl = dict(extra["placement"])
+        pl["fallback_nodes"] = tuple(
+            (n["name"], n["op_type"], n["ep"]) for n in pl.get("fallback_nodes") or ()
+        )
+        pl["providers"] = tuple(pl.get("providers") or ())
+        placement = Placement(**pl)
+    flops = None
+    if extra.get("flops"):
+        f = extra["flops"]
+        flops = FlopReport(
+            total=int(f["total"]),
+            by_op_type=dict(f.get("by_op_type") or {}),
+            by_node=dict(f.get("by_node") or {}),
+            unresolved=tuple(f.get("unresolved") or ()),
+            dims=dict(f.get("dims") or {}),
+        )
+    result = Result(
+        **{k: data[k] for k in _RESULT_KEYS if k in data},
+        extra={k: v for k, v in data.items() if k not in _RESULT_KEYS + _DROPPED_KEYS},
+    )
+    return EpProfile(
+        requested_ep=requested_ep,
+        ep=extra["ep"],
+        profile=OpProfile.from_dict(data["op_profile"]),
+        placement=placement,
+        placement_note=extra.get("placement_note"),
+        flops=flops,
+        achieved=[AchievedRate(**r) for r in extra.get("achieved") or ()],
+        flops_matched_share=extra.get("flops_matched_share"),
+        warmup_done=int(extra.get("warmup_done") or 0),
+        runs_done=int(extra.get("runs_done") or 0),
+        interrupted=bool(extra.get("interrupted")),
+        trace_path=trace_path,
+        result=result,
+    )
+
+
+# ----------------------------------------------------------------------------- loop
 
 
 def _loop(

@@ -228,7 +228,13 @@ def _fit_batch(target: Any, ov: Any) -> Any:
 
 
 def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
-    """Open the session and measure one configuration; raises aia's errors."""
+    """Open the session and measure one configuration; raises aia's errors.
+
+    ``job["kind"]`` picks the measurement: "bench" (the default) or "profile"
+    (:func:`measure_profile`).
+    """
+    if job.get("kind", "bench") == "profile":
+        return measure_profile(job, on_event)
     from aialliance_cli.runtime.api import bench, bench_settings, open_session
 
     target = target_from_dict(job["target"])
@@ -250,6 +256,47 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
         result = _loadgen_result(prepared, ov, scenario, status)
     else:
         result = bench(overrides=ov, prepared=prepared, progress=progress).result.to_dict()
+    result["profile"] = job["target"].get("profile_record") or result["profile"]
+    result["config"] = job.get("config") or {}
+    result["environment"] = job.get("environment")
+    return result
+
+
+def measure_profile(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
+    """``aia profile`` of one EP (``overrides.ep``) here, for a parent in another environment.
+
+    ``job["profile"]`` holds ``top`` and ``trace`` (an absolute path the Chrome trace
+    is copied to, or None). Returns the kind "profile" Result dict with the
+    ``op_profile`` and ``profile_run`` keys of :func:`oprun.ep_profile_to_dict`.
+    """
+    from aialliance_cli.runtime.oprun import ep_profile_to_dict, profile
+
+    target = target_from_dict(job["target"])
+    ov = overrides_from_dict(job["overrides"])
+    opts = job.get("profile") or {}
+
+    def status(msg: str) -> None:
+        on_event({"event": "status", "message": msg})
+
+    def progress(done: int, total: int | None, elapsed: float) -> None:
+        on_event({"event": "progress", "done": done, "total": total, "elapsed": elapsed})
+
+    def on_session(ep: str) -> None:
+        on_event({"event": "session", "ep": ep})
+        _arm_interrupts()  # a Ctrl-C that came while importing or building is honoured now
+
+    run = profile(
+        target,
+        [ov.ep] if ov.ep else [],
+        ov,
+        top=int(opts.get("top") or 10),
+        trace=Path(opts["trace"]) if opts.get("trace") else None,
+        status=status,
+        progress=progress,
+        use_envs=False,  # this environment was chosen for the EP: never route further
+        on_session=on_session,
+    )
+    result = ep_profile_to_dict(run.profiles[0])
     result["profile"] = job["target"].get("profile_record") or result["profile"]
     result["config"] = job.get("config") or {}
     result["environment"] = job.get("environment")

