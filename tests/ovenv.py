@@ -4,7 +4,8 @@
 the plain build in the test environment. :func:`openvino_python` returns
 ``$AIA_TEST_OV_PYTHON`` when set; otherwise it creates, once, a virtual environment at
 ``<repo>/.venv-ov-test`` (git-ignored through ``.venv-*/``) with
-``pip install onnxruntime-openvino numpy onnx`` (a minute or two) and reuses it later.
+``pip install onnxruntime-openvino`` and the worker's packages (a minute or two), and
+reuses it later.
 Scripts run there import ``aialliance_cli`` with ``PYTHONPATH`` set to the repo
 (:func:`ov_env`).
 """
@@ -19,7 +20,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv-ov-test"
-PACKAGES = ("onnxruntime-openvino", "numpy", "onnx")
+# The OpenVINO build plus what aia's worker imports there (envs.registry.WORKER_PACKAGES),
+# so the same Python serves scripts and `aia env add` + worker runs.
+PACKAGES = (
+    "onnxruntime-openvino",
+    "numpy",
+    "onnx",
+    "psutil",
+    "pyyaml",
+    "pydantic",
+    "platformdirs",
+    "tokenizers",
+)
 _READY = ".aia-ready"  # written last: a half-made environment is never reused
 
 
@@ -39,7 +51,9 @@ def openvino_python() -> Path:
     VENV.mkdir(exist_ok=True)
     with open(VENV / ".lock", "w") as lock:  # parallel test workers build it once
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (VENV / _READY).exists():
+        ready = VENV / _READY
+        # Remade when the package list changed since it was built.
+        if not ready.exists() or ready.read_text().split() != list(PACKAGES):
             _create(python)
     return python
 
@@ -47,7 +61,7 @@ def openvino_python() -> Path:
 def _create(python: Path) -> None:
     log = VENV / "create.log"
     steps = [
-        [sys.executable, "-m", "venv", str(VENV)],
+        [sys.executable, "-m", "venv", "--clear", str(VENV)],
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", *PACKAGES],
     ]
     with open(log, "w") as out:
