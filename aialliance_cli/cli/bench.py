@@ -422,24 +422,9 @@ class _Display:
 
     def __enter__(self) -> _Display:
         if self.live:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from aialliance_cli.cli.output import new_progress
 
-            from aialliance_cli.cli.output import stderr_console
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=stderr_console(),
-                transient=True,
-            )
+            self.progress = new_progress()
             self.progress.__enter__()
         return self
 

@@ -102,6 +102,17 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
     if not (enabled and is_tty()):
         yield None
         return
+    with new_progress() as prog:
+        task = prog.add_task(description, total=None)
+
+        def update(done: int, total: int | None, elapsed: float) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+def new_progress() -> Any:
+    """The one progress display of aia: description, bar, done/total, elapsed; on stderr."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -110,20 +121,14 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
         TimeElapsedColumn,
     )
 
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=stderr_console(),
         transient=True,
-    ) as prog:
-        task = prog.add_task(description, total=None)
-
-        def update(done: int, total: int | None, elapsed: float) -> None:
-            prog.update(task, completed=done, total=total)
-
-        yield update
+    )
 
 
 def fmt_bytes(n: int | None) -> str:
