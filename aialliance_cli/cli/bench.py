@@ -142,13 +142,7 @@ def bench(
             "instead of a fresh worker process.",
         ),
     ] = False,
-    min_coverage: Annotated[
-        float | None,
-        typer.Option(
-            "--min-coverage",
-            help="Fail (exit 3) if the requested EP runs less than this percent of the FLOPs.",
-        ),
-    ] = None,
+    min_coverage: o.MinCoverage = None,
     until_stable: Annotated[
         float | None,
         typer.Option(
@@ -262,8 +256,7 @@ def bench(
     o.check_positive("--timeout", timeout)
     if iterations is not None and duration is not None:
         raise BadInputError("give either --iterations or --duration, not both")
-    if min_coverage is not None and not 0 <= min_coverage <= 100:
-        raise BadInputError(f"--min-coverage is a percentage from 0 to 100, got {min_coverage:g}")
+    o.check_percent("--min-coverage", min_coverage)
     sc = _scenario(
         scenario,
         target_qps,

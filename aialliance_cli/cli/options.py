@@ -53,6 +53,15 @@ AllowCustomOps = Annotated[
 ]
 
 
+MinCoverage = Annotated[
+    float | None,
+    typer.Option(
+        "--min-coverage",
+        help="Fail (exit 3) if the requested EP runs less than this percent of the FLOPs.",
+    ),
+]
+
+
 def parse_dims(values: list[str] | None) -> dict[str, int]:
     dims: dict[str, int] = {}
     for item in values or []:
@@ -80,6 +89,11 @@ def merge_batch(batch: int | None, dims: dict[str, int]) -> int | None:
     if batch is not None and "batch" in dims and dims["batch"] != batch:
         raise BadInputError(f"--batch {batch} conflicts with --dim batch={dims['batch']}")
     return batch if batch is not None else dims.get("batch")
+
+
+def check_percent(name: str, value: float | None) -> None:
+    if value is not None and not 0 <= value <= 100:
+        raise BadInputError(f"{name} is a percentage from 0 to 100, got {value:g}")
 
 
 def check_positive(name: str, value: int | float | None, *, zero_ok: bool = False) -> None:

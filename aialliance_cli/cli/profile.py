@@ -42,13 +42,7 @@ def profile(
         ),
     ] = None,
     json_: o.Json = False,
-    min_coverage: Annotated[
-        float | None,
-        typer.Option(
-            "--min-coverage",
-            help="Fail (exit 3) if the requested EP runs less than this percent of the FLOPs.",
-        ),
-    ] = None,
+    min_coverage: o.MinCoverage = None,
     threads: o.Threads = None,
     batch: o.Batch = None,
     dim: o.Dims = None,
@@ -66,10 +60,7 @@ def profile(
     o.check_positive("--warmup", warmup, zero_ok=True)
     o.check_positive("--iterations", iterations)
     o.check_positive("--top", top)
-    if min_coverage is not None and not 0 <= min_coverage <= 100:
-        from aialliance_cli.errors import BadInputError
-
-        raise BadInputError(f"--min-coverage is a percentage from 0 to 100, got {min_coverage:g}")
+    o.check_percent("--min-coverage", min_coverage)
     eps = [e.strip() for item in ep or [] for e in item.split(",") if e.strip()]
     ov = Overrides(
         threads=threads,

@@ -406,8 +406,7 @@ def open_session(
     spec = replace(spec, enable_profiling=enable_profiling, profile_prefix=profile_prefix)
     status(f"building the session on {spec.ep}")
     built = build_session(target.model_path, spec)
-    for fb in built.fallbacks:
-        warnings.append(f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}")
+    warnings.extend(built.fallback_warnings())
     feeds, dims = make_feeds(built.session, target, ov, n_sets=ov.input_sets)
     placement = _placement(built, target, dims)
     _coverage_gate(placement, built, target, ov, warnings)

@@ -72,6 +72,13 @@ class BuiltSession:
     def requested_ep(self) -> str:
         return self.spec.ep
 
+    def fallback_warnings(self) -> list[str]:
+        """One line per EP that was asked for and could not be had."""
+        return [
+            f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}"
+            for fb in self.fallbacks
+        ]
+
 
 def session_options(spec: SessionSpec) -> Any:
     import onnxruntime as ort

@@ -122,8 +122,7 @@ def prepare_generation(
     sess_spec, (the_plan, choice, warnings) = choose_session(tgt, ov, inventory)
     status(f"building the session on {sess_spec.ep}")
     built = build_session(files.model_path, sess_spec)
-    for fb in built.fallbacks:
-        warnings.append(f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}")
+    warnings.extend(built.fallback_warnings())
     generator = load_generator(files.folder, session=built.session)
     return GenPrepared(
         tgt, generator, built, spec, random_weights, inventory, the_plan, choice, warnings
