@@ -77,3 +77,24 @@ def identity_all_dtypes(path: Path) -> Path:
 
 def fixed_batch_model(path: Path) -> Path:
     return matmul_model(path, batch=1)
+
+
+def tanh_sum_model(path: Path) -> Path:
+    """MatMul -> Tanh -> ReduceSum over x [batch, 32]: one node per op type, none fused."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+            helper.make_node("Tanh", ["a"], ["b"], name="tanh"),
+            helper.make_node("ReduceSum", ["b", "axes"], ["y"], name="sum", keepdims=0),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
+        [
+            numpy_helper.from_array(np.full((32, 64), 0.01, np.float32), "w"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, path)
+    return path

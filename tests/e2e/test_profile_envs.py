@@ -10,18 +10,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto as T
-from onnx import helper as h
-from onnx import numpy_helper as nh
 from typer.testing import CliRunner
 
 from aialliance_cli.cli.main import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import tanh_sum_model  # noqa: E402
 from ovenv import openvino_python  # noqa: E402
 
 runner = CliRunner()
@@ -31,24 +27,7 @@ OPENVINO = "OpenVINOExecutionProvider"
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
-    """MatMul -> Tanh -> ReduceSum over x [batch, 32]."""
-    graph = h.make_graph(
-        [
-            h.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
-            h.make_node("Tanh", ["a"], ["b"], name="tanh"),
-            h.make_node("ReduceSum", ["b", "axes"], ["y"], name="sum", keepdims=0),
-        ],
-        "tiny",
-        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 32])],
-        [h.make_tensor_value_info("y", T.FLOAT, ["batch"])],
-        [
-            nh.from_array(np.full((32, 64), 0.01, np.float32), "w"),
-            nh.from_array(np.array([1], np.int64), "axes"),
-        ],
-    )
-    path = tmp_path / "tiny.onnx"
-    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8), path)
-    return path
+    return tanh_sum_model(tmp_path / "tiny.onnx")
 
 
 def test_profile_job_in_a_worker_round_trips(tiny: Path, tmp_path: Path) -> None:
