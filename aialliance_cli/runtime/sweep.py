@@ -3,9 +3,9 @@
     parse_*()     "--threads 1,2,4" -> [1, 2, 4]
     expand()      the cartesian product of variants, EPs, threads, batches and dims -> [SweepPoint]
     route()       which Python environment runs a point (this one, or a registered one)
-    make_job()    the JSON a worker reads (runtime/worker.py)
-    run_job()     one configuration, in a worker process (timeout, Ctrl-C) or in-process
-    run_sweep()   all of them, each result handed back as soon as it exists
+    make_job()    the JSON a worker reads (runtime/job.py, runtime/worker.py)
+    run_sweep()   all of them in turn, each in a worker process (runtime/launch.py)
+                  or in-process, each result handed back as soon as it exists
 
 A configuration that fails becomes a result with status "failed", an error
 and ``failure = {"kind", "exit_code"}``; the others carry on.
@@ -13,19 +13,10 @@ and ``failure = {"kind", "exit_code"}``; the others carry on.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import itertools
-import json
-import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +24,16 @@ from typing import Any
 
 from aialliance_cli.errors import BadInputError
 
+# Launching a worker moved to runtime/launch.py; these names stay importable here.
+from aialliance_cli.runtime.launch import (  # noqa: F401
+    INTERRUPT_GRACE_S,
+    run_in_process,
+    run_worker,
+)
+from aialliance_cli.runtime.launch import WorkerInterrupted as SweepInterrupted
+
 ALL = "all"
 DEFAULT_TIMEOUT_S = 600.0
-# After Ctrl-C the worker gets this long to write what it measured before it is killed.
-INTERRUPT_GRACE_S = 10.0
 # A single configuration runs in a worker too (benchmarks/worker_overhead.py: no
 # measurable cost to the p50), unless the caller asks for in-process.
 SINGLE_IN_WORKER = True
@@ -299,7 +296,7 @@ def make_job(
     """The worker's input for one point: the resolved target and the point's overrides."""
     from dataclasses import replace
 
-    from aialliance_cli.runtime.worker import JOB_VERSION, overrides_to_dict, target_to_dict
+    from aialliance_cli.runtime.job import JOB_VERSION, overrides_to_dict, target_to_dict
 
     dims = {**dict(overrides.dims), **dict(point.dims)}
     ov = replace(
@@ -323,163 +320,6 @@ def make_job(
 
 
 # ----------------------------------------------------------------------------- running
-
-
-class SweepInterrupted(Exception):
-    """Ctrl-C while a configuration ran; ``result`` is what that configuration kept."""
-
-    def __init__(self, result: dict[str, Any]) -> None:
-        super().__init__("interrupted")
-        self.result = result
-
-
-def _kill(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, sig)
-        else:
-            proc.kill()
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
-def _signal_name(code: int) -> str:
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
-
-
-def run_worker(
-    job: dict[str, Any],
-    *,
-    python: str | None = None,
-    timeout_s: float | None = None,
-    on_event: Event | None = None,
-) -> dict[str, Any]:
-    """Run ``job`` in a fresh ``python -m aialliance_cli.runtime.worker`` and return its result.
-
-    A worker that cannot start, crashes or runs past ``timeout_s`` gives a failed
-    result. Ctrl-C sends SIGINT to the worker, waits up to INTERRUPT_GRACE_S for
-    what it measured, kills it, and raises SweepInterrupted with that result.
-    """
-    from aialliance_cli.envs.registry import worker_environ
-    from aialliance_cli.runtime.worker import EVENT_PREFIX, failed_result
-
-    python = python or sys.executable
-    env_name = (job.get("environment") or {}).get("name")
-    where = f"environment '{env_name}' ({python})" if env_name else python
-    workdir = Path(tempfile.mkdtemp(prefix="aia-worker-"))
-    result_path = workdir / "result.json"
-    job = {**job, "result_path": str(result_path)}
-    stderr_path = workdir / "stderr.txt"
-    other: list[str] = []
-
-    def fail(msg: str, kind: str, code: int = 1, status: str = "failed") -> dict[str, Any]:
-        return failed_result(job, msg, kind=kind, exit_code=code, status=status)
-
-    try:
-        with open(stderr_path, "w+", encoding="utf-8", errors="replace") as err:
-            try:
-                # cwd in a temp dir: the user's folder must not shadow aia's modules.
-                proc = subprocess.Popen(
-                    [python, "-m", "aialliance_cli.runtime.worker"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    cwd=workdir,
-                    env=worker_environ({"AIA_WORKER": "1", "PYTHONUNBUFFERED": "1"}),
-                    start_new_session=(os.name == "posix"),
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                )
-            except OSError as exc:
-                return fail(f"cannot start the worker in {where}: {exc.strerror or exc}", "runtime")
-
-            def read() -> None:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    if line.startswith(EVENT_PREFIX):
-                        if on_event is not None:
-                            # A display problem must not stop the measuring.
-                            with contextlib.suppress(Exception):
-                                on_event(json.loads(line[len(EVENT_PREFIX) :]))
-                    elif line.strip():
-                        other.append(line.rstrip())
-                        del other[:-20]
-
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
-            started = time.monotonic()
-            try:
-                try:
-                    assert proc.stdin is not None
-                    proc.stdin.write(json.dumps(job))
-                    proc.stdin.close()
-                except (BrokenPipeError, OSError):
-                    pass  # the worker died at start; its exit code and stderr say why
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-                proc.wait()
-                reader.join(2)
-                return fail(
-                    f"the configuration ran past --timeout {timeout_s:g} s and its worker "
-                    "was stopped",
-                    "timeout",
-                )
-            except KeyboardInterrupt:
-                _kill(proc, signal.SIGINT)
-                try:
-                    proc.wait(timeout=INTERRUPT_GRACE_S)
-                except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                    _kill(proc)
-                    proc.wait()
-                reader.join(2)
-                kept = _read_result(result_path)
-                if kept is None or kept.get("status") == "failed":
-                    kept = fail(
-                        "interrupted before the configuration finished",
-                        "interrupted",
-                        130,
-                        status="interrupted",
-                    )
-                raise SweepInterrupted(kept) from None
-            reader.join(5)
-            result = _read_result(result_path)
-            if result is not None:
-                return result
-            err.seek(0)
-            tail = [x for x in err.read().splitlines() if x.strip()][-6:] + other[-3:]
-            elapsed = time.monotonic() - started
-            return fail(
-                f"the worker in {where} ended with {_signal_name(proc.returncode)} after "
-                f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
-                "crash",
-            )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def run_in_process(job: dict[str, Any], *, on_event: Event | None = None) -> dict[str, Any]:
-    """The same measurement as a worker's, in this process (no isolation, no timeout)."""
-    from aialliance_cli.runtime.worker import execute
-
-    result = execute(job, on_event or (lambda _e: None))
-    if result.get("status") == "interrupted":
-        raise SweepInterrupted(result)
-    return result
 
 
 @dataclass
@@ -584,7 +424,7 @@ def run_sweep(
     worker (other environments always need one). ``on_result`` sees each result
     as soon as it exists, so a caller can append it to a file before the next starts.
     """
-    from aialliance_cli.runtime.worker import failed_result
+    from aialliance_cli.runtime.job import failed_result
 
     outcome = SweepOutcome()
     for i, p in enumerate(planned):
