@@ -275,7 +275,7 @@ def bench(
         warmup=warmup,
         iterations=iterations,
         duration_s=duration,
-        text=text,
+        text=o.read_text(text),
         input_files=tuple(Path(p).expanduser().absolute() for p in input or ()),
         strict=strict,
         input_sets=1 if same_input else 4,

@@ -40,32 +40,80 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
             }
         )
         return
-    from aialliance_cli.cli.output import fmt_bytes, show, table
+    import sys
 
-    rows = [(e.key, _describe(e.source), fmt_bytes(e.size_bytes), str(e.created)) for e in entries]
+    from aialliance_cli.cli.output import fmt_bytes, info
+
     total = sum(e.size_bytes or 0 for e in entries)
-    show(
-        table(
-            f"Model cache: {user_dirs().models}",
-            ["key", "source", "size", "created"],
-            rows,
-            caption=f"{len(entries)} entries, {fmt_bytes(total)}",
+    info(f"model cache {user_dirs().models}: {len(entries)} entries, {fmt_bytes(total)}")
+    # One block per entry, the key alone on its line: it copy-pastes whole at any width.
+    for e in entries:
+        sys.stdout.write(
+            f"{e.key}\n    {describe_source(e.source)}\n"
+            f"    {fmt_bytes(e.size_bytes)}, created {e.created}\n"
         )
-    )
+    sys.stdout.flush()
 
 
-def _describe(source: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in source.items() if v not in (None, "", {}))[:80]
+def describe_source(source: dict) -> str:
+    """A cache entry's source in words: where the model came from and how it was made."""
+    kind = source.get("kind")
+    if kind == "huggingface":
+        if source.get("package"):
+            where = f"package {source['package']}"
+            if source.get("package_path"):
+                where += f", folder {source['package_path']}"
+        elif source.get("id"):
+            where = f"hub {source['id']}"
+            if source.get("revision") not in (None, "main"):
+                where += f" @ {source['revision']}"
+        else:
+            where = f"folder {source.get('path')}"
+        task = f", task {source['task']}" if source.get("task") else ""
+        return f"Hugging Face model from {where}, exported to ONNX with optimum{task}"
+    if kind == "url":
+        return f"downloaded from {source.get('url')}"
+    if kind == "variant":
+        opts = ", ".join(f"{k}={v}" for k, v in (source.get("options") or {}).items())
+        how = f"{source.get('method')} quantization" + (f" ({opts})" if opts else "")
+        return f"variant {source.get('name')}: {how} of {source.get('base')}"
+    if kind == "text-generation export":
+        return f"text-generation export of {source.get('source')} (task {source.get('task')})"
+    return ", ".join(f"{k}={v}" for k, v in source.items() if v not in (None, "", {}))
 
 
 @app.command("clear")
 @handles_errors
 def clear(
     keys: Annotated[list[str] | None, typer.Argument(help="Keys to remove (default: all).")] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Clear the whole cache without asking.")
+    ] = False,
 ) -> None:
-    """Remove cached models (all, or the given keys)."""
+    """Remove cached models (the given keys, or all after a confirmation)."""
     from aialliance_cli.cli.output import fmt_bytes, info
-    from aialliance_cli.models.cache import clear_cache
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.models.cache import clear_cache, list_cache
 
+    if not keys and not yes:
+        entries = list_cache()
+        if not entries:
+            info("the model cache is empty")
+            return
+        size = fmt_bytes(sum(e.size_bytes or 0 for e in entries))
+        if not _stdin_is_tty():
+            raise BadInputError(
+                f"aia cache clear without keys removes all {len(entries)} entries ({size}); "
+                "add --yes to confirm when not at a terminal, or name the keys to remove"
+            )
+        if not typer.confirm(f"Remove all {len(entries)} cached models ({size})?", err=True):
+            info("nothing removed")
+            return
     freed = clear_cache(list(keys) if keys else None)
     info(f"freed {fmt_bytes(freed)}")
+
+
+def _stdin_is_tty() -> bool:
+    import sys
+
+    return sys.stdin is not None and sys.stdin.isatty()

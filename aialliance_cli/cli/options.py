@@ -38,7 +38,13 @@ Strict = Annotated[
     bool,
     typer.Option("--strict", help="Fail (exit 3) instead of falling back to another EP."),
 ]
-Text = Annotated[str | None, typer.Option("--text", help="Text to tokenize as the input.")]
+Text = Annotated[
+    str | None,
+    typer.Option(
+        "--text",
+        help="Text to tokenize as the input; '-' reads it from stdin, @FILE from a file.",
+    ),
+]
 InputFiles = Annotated[
     list[Path] | None,
     typer.Option("--input", help="A .npy or .npz file of inputs (npz keys are input names)."),
@@ -102,3 +108,45 @@ def check_positive(name: str, value: int | float | None, *, zero_ok: bool = Fals
     if value < 0 or (value == 0 and not zero_ok):
         bound = "0 or more" if zero_ok else "more than 0"
         raise BadInputError(f"{name} must be {bound}, got {value}")
+
+
+def read_text(value: str | None) -> str | None:
+    """``--text``: the text itself, ``-`` for stdin, ``@FILE`` for a file (as llm and curl do).
+
+    A text that really starts with ``@`` is written ``@@...``.
+    """
+    if value is None:
+        return None
+    if value == "-":
+        import sys
+
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInputError(
+                "--text - reads the text from stdin, but stdin is a terminal; "
+                "pipe the text in (echo hello | aia run ... --text -)"
+            )
+        text = sys.stdin.read()
+        source = "stdin"
+    elif value.startswith("@@"):
+        return value[1:]
+    elif value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        if not value[1:]:
+            raise BadInputError("--text @FILE needs a file name after '@'")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except IsADirectoryError:
+            raise BadInputError(f"--text {value}: {path} is a directory, not a text file") from None
+        except FileNotFoundError:
+            raise BadInputError(f"--text {value}: {path} does not exist") from None
+        except UnicodeDecodeError:
+            raise BadInputError(f"--text {value}: {path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise BadInputError(f"--text {value}: cannot read {path}: {exc.strerror}") from None
+        source = str(path)
+    else:
+        return value
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise BadInputError(f"--text {value}: {source} holds no text")
+    return text

@@ -92,7 +92,7 @@ def run(
         threads=threads,
         batch=batch,
         dims=dims,
-        text=text,
+        text=o.read_text(text),
         input_files=tuple(input or ()),
         strict=strict,
         allow_custom_ops=allow_custom_ops,
@@ -101,7 +101,10 @@ def run(
     with spinner("preparing", enabled=not json_) as update:
         out = run_model(target, ov, status=update, allow_network=allow_network)
     if save is not None:
-        save = _save_outputs(save, out.outputs)
+        arrays = dict(out.outputs)
+        if out.embedding is not None:  # the pooled sentence embedding beside the raw outputs
+            arrays["pooled_embedding" if "embedding" in arrays else "embedding"] = out.embedding
+        save = _save_outputs(save, arrays)
     data = out.result.to_dict()
     if json_:
         from aialliance_cli.cli.output import print_json
@@ -187,12 +190,9 @@ def _run_generation(
             target, ov, random_weights=random_weights, allow_network=allow_network, status=update
         )
 
-    def stream(event: Any) -> None:
-        sys.stdout.write(event.text)
-        sys.stdout.flush()
-
+    shown = _VisibleStream(sys.stdout)
     out, result = generate_text(
-        p, prompt, max_new_tokens=max_new_tokens, on_token=None if json_ else stream
+        p, prompt, max_new_tokens=max_new_tokens, on_token=None if json_ else shown.write
     )
     data = result.to_dict()
     if json_:
@@ -200,6 +200,13 @@ def _run_generation(
 
         print_json(data)
     else:
+        if not shown.wrote:
+            ids = data.get("token_ids") or []
+            head = " ".join(str(i) for i in ids[:32]) + (" ..." if len(ids) > 32 else "")
+            sys.stdout.write(
+                f"[{len(ids)} tokens generated; they decode to no printable text. "
+                f"Token ids: {head or 'none'}]"
+            )
         sys.stdout.write("\n")
         for w in data["warnings"]:
             warn(w)
@@ -218,3 +225,32 @@ def _run_generation(
         show(table(f"{data['profile']['name']}: generation", ["", ""], rows))
     if out.interrupted:
         raise typer.Exit(130)
+
+
+def printable(text: str) -> bool:
+    """True when ``text`` shows something on a terminal (not only blanks or control codes)."""
+    return any(ch.isprintable() and not ch.isspace() for ch in text)
+
+
+class _VisibleStream:
+    """Streams generated text, holding back blanks until something printable comes.
+
+    Random weights often produce only newlines or special tokens; the caller then prints
+    the token ids instead of a screen of blank lines.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.pending = ""
+        self.wrote = False
+
+    def write(self, event: Any) -> None:
+        self.pending += event.text
+        if printable(self.pending):
+            text = self.pending
+            if not self.wrote:  # the blanks and control codes before the first visible text
+                text = text[next(i for i, ch in enumerate(text) if printable(ch)) :]
+            self.stream.write(text)
+            self.stream.flush()
+            self.pending = ""
+            self.wrote = True

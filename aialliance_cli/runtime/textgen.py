@@ -216,6 +216,8 @@ def generate_text(
         warnings,
     )
     result.extra["text"] = out.text
+    # Random weights often decode to whitespace or nothing: the ids say what was generated.
+    result.extra["token_ids"] = [int(t) for t in out.token_ids[0]] if out.token_ids else []
     return out, result
 
 
