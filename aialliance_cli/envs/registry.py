@@ -183,9 +183,11 @@ def envs_dir() -> Path:
 def _read(path: Path) -> dict[str, EnvRecord]:
     if not path.exists():
         return {}
+    from aialliance_cli.safeparse import loads_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_json(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, BadInputError) as exc:
         raise BadInputError(
             f"the environment registry {path} cannot be read ({exc}); fix or delete it"
         ) from exc

@@ -90,12 +90,17 @@ class DecoderInfo:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.safeparse import loads_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_json(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ModelError(f"Cannot read {path}: {exc}") from None
+    except BadInputError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def locate_decoder(path: str | Path) -> DecoderFiles:

@@ -7,7 +7,6 @@ directly, which is what ONNX Runtime GenAI folders ship.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +59,12 @@ def has_tokenizer(folder: Path) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.safeparse import loads_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return loads_json(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ValueError, BadInputError):
         return {}
 
 

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from aialliance_cli.errors import ProfileError
 from aialliance_cli.profiles.schema import SCHEMA_ID, Profile, did_you_mean
+from aialliance_cli.safeparse import BoundedSafeLoader, YamlLimitError
+
+MAX_PROFILE_BYTES = 4 * 2**20  # a profile is a page of YAML; this bounds the time to read one
 
 Origin = typing.Literal["local", "user", "bundled", "file"]
 KeyPath = tuple[Any, ...]
@@ -104,9 +107,15 @@ def _read(path: Path) -> tuple[str, str]:
     if not path.exists():
         raise ProfileError(f"Profile file {shown} does not exist.")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
     except OSError as exc:
         raise ProfileError(f"Cannot read profile {shown}: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            f"Profile {shown} is larger than {MAX_PROFILE_BYTES // 2**20} MiB; aia does not read "
+            "profiles that large (put big tensors in a .npy file)."
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -116,7 +125,7 @@ def _read(path: Path) -> tuple[str, str]:
     return text, hashlib.sha256(raw).hexdigest()
 
 
-class _MarkLoader(yaml.SafeLoader):
+class _MarkLoader(BoundedSafeLoader):
     """SafeLoader that lets us compose nodes ourselves, keeping line and column of each key."""
 
 
@@ -143,6 +152,8 @@ def _parse_yaml(text: str, shown: str) -> tuple[Any, Positions]:
         short = Path(shown).name
         where = f"{short}:{mark.line + 1}:{mark.column + 1}" if mark else short
         problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        if isinstance(exc, YamlLimitError):
+            raise ProfileError(f"Profile {shown} is refused: {problem} ({where}).") from None
         raise ProfileError(f"Profile {shown} is not valid YAML: {problem} ({where}).") from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"Profile {shown} is not valid YAML: {exc}.") from None

@@ -12,6 +12,7 @@ from typing import Any
 
 from aialliance_cli.errors import BadInputError
 from aialliance_cli.results.schema import SCHEMA
+from aialliance_cli.safeparse import ParseLimitError, loads_json
 
 
 def _default(obj: Any) -> Any:
@@ -118,8 +119,11 @@ def read_results(path: Path) -> LoadedResults:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
+            rec = loads_json(line, f"{path}:{lineno}")
+        except ParseLimitError as exc:
+            skipped.append(str(exc).rstrip("."))
+            continue
+        except BadInputError:
             skipped.append(f"{path}:{lineno}: not valid JSON (a truncated line?)")
             continue
         if not isinstance(rec, dict) or "schema" not in rec:
