@@ -316,6 +316,7 @@ def bench(
             status=update,
             allow_network=allow_network,
         )
+    S.refuse_unavailable(planned)  # exit 3 now, not after the other configurations ran
     local = in_process or not S.SINGLE_IN_WORKER
     with _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
@@ -340,6 +341,7 @@ def bench(
 
         from aialliance_cli.results.tabular import write_csv
 
+        _warn_results(outcome.results, sweep=sweep)
         write_csv(outcome.results, sys.stdout)
     else:
         _report(outcome, planned, sweep=sweep, json_=json_)
@@ -470,7 +472,9 @@ class _Display:
             if r.get("status") == "interrupted":
                 self._say(f"{who}interrupted; what was measured is kept")
             else:
-                error(f"{who}{r.get('error')}")
+                from aialliance_cli.cli.output import shorten
+
+                error(f"{who}{shorten(r.get('error') or '')}")
 
 
 def _headline(r: dict[str, Any]) -> str:
@@ -481,13 +485,20 @@ def _headline(r: dict[str, Any]) -> str:
     if lg:
         verdict = "VALID" if lg.get("valid") else "INVALID"
         return f"{verdict}, {fmt_num(lg.get('qps'), 1)} samples/s"
-    return f"p50 {fmt_num((m.get('latency_ms') or {}).get('p50'))} ms"
+    ep = r.get("ep") or {}
+    instead = ""
+    if ep.get("requested") and ep.get("name") and ep["requested"] != ep["name"]:
+        from aialliance_cli.providers.catalogue import short_name
+
+        instead = f" (ran on {short_name(ep['name'])}, not {short_name(ep['requested'])})"
+    return f"p50 {fmt_num((m.get('latency_ms') or {}).get('p50'))} ms{instead}"
 
 
 def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> None:
-    from aialliance_cli.cli.output import info, warn
+    from aialliance_cli.cli.output import info
 
     results = outcome.results
+    _warn_results(results, sweep=sweep)
     if json_:
         from aialliance_cli.cli.output import print_json
 
@@ -496,10 +507,6 @@ def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> No
         elif results:
             print_json(results[0])
         return
-    for r in results:
-        who = f"{r.get('config', {}).get('label')}: " if sweep else ""
-        for w in r.get("warnings") or []:
-            warn(who + w)
     shown = [r for r in results if r.get("status") != "failed"] if not sweep else results
     if shown:
         render_bench(shown, sweep=sweep)
@@ -510,6 +517,15 @@ def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> No
         info(f"LoadGen logs: {', '.join(logs)}")
     if outcome.interrupted:
         info(f"interrupted: {len(results)} of {len(planned)} configurations kept")
+
+
+def _warn_results(results: list[dict[str, Any]], *, sweep: bool) -> None:
+    """Every result's warnings on stderr, whatever the output mode."""
+    from aialliance_cli.cli.output import warn_all
+
+    for r in results:
+        who = f"{(r.get('config') or {}).get('label')}: " if sweep else ""
+        warn_all(r.get("warnings"), prefix=who)
 
 
 def render_bench(results: list[dict[str, Any]], *, sweep: bool | None = None) -> None:

@@ -46,7 +46,7 @@ def bench_generation_cli(
     md: bool,
     out: Path | None,
 ) -> None:
-    from aialliance_cli.cli.output import print_json, show, spinner, table, warn
+    from aialliance_cli.cli.output import print_json, show, spinner, table, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.textgen import bench_text, prepare_generation
 
@@ -72,6 +72,7 @@ def bench_generation_cli(
         from aialliance_cli.results.store import append_jsonl
 
         append_jsonl(out, records)
+    warn_all(w for r in records for w in r["warnings"])
     if json_:
         print_json(records)
     elif md:
@@ -79,8 +80,6 @@ def bench_generation_cli(
 
         typer.echo(to_markdown(rows))
     else:
-        for w in dict.fromkeys(w for r in records for w in r["warnings"]):
-            warn(w)
         show(
             table(
                 f"aia bench {p.target.name} (text generation)",

@@ -53,6 +53,25 @@ def warn(message: str) -> None:
     stderr_console().print(f"[yellow]Warning:[/] {escape(message)}", highlight=False)
 
 
+def shorten(text: str, limit: int = 400) -> str:
+    """``text`` cut at a word boundary to about ``limit`` characters, for the screen only
+    (records keep the whole text)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(") + " … (whole text in the result)"
+
+
+def warn_all(warnings: Any, prefix: str = "") -> None:
+    """Each warning once on stderr, in every output mode (--json and --csv too)."""
+    for w in dict.fromkeys(str(w) for w in warnings or ()):
+        warn(prefix + shorten(w))
+
+
 def info(message: str) -> None:
     from rich.markup import escape
 

@@ -51,7 +51,7 @@ def profile(
     allow_custom_ops: o.AllowCustomOps = False,
 ) -> None:
     """Profile per operator: where the time goes, achieved GFLOP/s, and where each node ran."""
-    from aialliance_cli.cli.output import info, progress_bar, spinner, warn
+    from aialliance_cli.cli.output import info, progress_bar, shorten, spinner, warn, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.oprun import profile as profile_model
 
@@ -86,16 +86,16 @@ def profile(
             progress=prog,
             allow_network=allow_network,
         )
+    for ep_name, why in run.skipped:
+        warn(f"{ep_name} skipped: {shorten(why)}")
+    for p in run.profiles:
+        warn_all(p.result.warnings)
     if json_:
         from aialliance_cli.cli.output import print_json
 
         print_json(run.to_dict())
     else:
-        for ep_name, why in run.skipped:
-            warn(f"{ep_name} skipped: {why}")
         for p in run.profiles:
-            for w in p.result.warnings:
-                warn(w)
             env = p.result.extra.get("environment")
             if env:
                 info(

@@ -79,7 +79,7 @@ def run(
         )
         return
 
-    from aialliance_cli.cli.output import info, spinner, warn
+    from aialliance_cli.cli.output import info, spinner, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.api import run as run_model
 
@@ -106,6 +106,7 @@ def run(
             arrays["pooled_embedding" if "embedding" in arrays else "embedding"] = out.embedding
         save = _save_outputs(save, arrays)
     data = out.result.to_dict()
+    warn_all(out.result.warnings)
     if json_:
         from aialliance_cli.cli.output import print_json
 
@@ -113,8 +114,6 @@ def run(
             data["embedding"] = out.embedding.tolist()
         print_json(data)
         return
-    for w in out.result.warnings:
-        warn(w)
     _render(out, data)
     if save is not None:
         info(f"outputs saved to {save}")
@@ -180,7 +179,7 @@ def _run_generation(
     """Stream generated text token by token, then the figures (TTFT, decode tokens/s)."""
     import sys
 
-    from aialliance_cli.cli.output import show, spinner, table, warn
+    from aialliance_cli.cli.output import show, spinner, table, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.textgen import generate_text, prepare_generation
 
@@ -198,6 +197,7 @@ def _run_generation(
     if json_:
         from aialliance_cli.cli.output import print_json
 
+        warn_all(data["warnings"])
         print_json(data)
     else:
         if not shown.wrote:
@@ -208,8 +208,7 @@ def _run_generation(
                 f"Token ids: {head or 'none'}]"
             )
         sys.stdout.write("\n")
-        for w in data["warnings"]:
-            warn(w)
+        warn_all(data["warnings"])
         m = data["metrics"]
         ttft = "n/a" if m["ttft_ms"] is None else f"{m['ttft_ms']:.1f} ms"
         decode = m["decode_tokens_per_s"]

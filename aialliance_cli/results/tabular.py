@@ -172,12 +172,15 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "cpu_model": get(record, "machine", "cpu", "model_name"),
         "profile": get(record, "profile", "name"),
         "model": get(record, "model", "path"),
-        "ep": get(record, "ep", "name"),
+        # A failed row names the EP it asked for, as a successful row names the one it ran on.
+        "ep": get(record, "ep", "name") or get(record, "ep", "requested"),
         "device": get(record, "ep", "device"),
         "environment": environment_name(record),
         "threads": get(record, "settings", "intra_op_threads"),
         "batch": get(record, "settings", "batch"),
-        "dims": dims_text(get(record, "settings", "dims")) or None,
+        "dims": dims_text(get(record, "settings", "dims"))
+        or dims_text(get(record, "config", "dims"))
+        or None,
         "scenario": scenario_name(record),
         "status": record.get("status"),
         "iterations": get(record, "metrics", "iterations"),

@@ -149,7 +149,8 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     the_plan = plan_for_machine(prefs, inventory=inventory)
     available = list(dict.fromkeys([*ort.get_available_providers(), *the_plan.eps]))
     choices = list(the_plan.choices)
-    warnings: list[str] = []
+    # The plan's own warnings (a preferred EP unusable here, clashing builds) concern this run.
+    warnings: list[str] = list(the_plan.warnings)
     if ov.ep:
         wanted = resolve_ep_name(ov.ep)
         if wanted == "AzureExecutionProvider":
@@ -174,6 +175,13 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     threads = (
         ov.threads if ov.threads is not None else (sess_cfg.intra_op_threads if sess_cfg else 0)
     )
+    logical = getattr(getattr(inventory, "cpu", None), "logical_cores", None)
+    if threads and logical and threads > logical:
+        warnings.append(
+            f"{threads} intra-op threads on {logical} logical cores: the threads oversubscribe "
+            "the cores and take turns, so the timings mostly measure that; use at most "
+            f"{logical}."
+        )
     custom = None
     if prof is not None and prof.custom_ops_library:
         if not ov.allow_custom_ops:

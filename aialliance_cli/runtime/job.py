@@ -138,6 +138,7 @@ def failed_result(
         ep={
             "requested": cfg.get("ep"),
             "name": None,
+            "device": _asked_device(cfg.get("ep")),
             "options": {},
             "providers": [],
             "fallbacks": [],
@@ -151,6 +152,18 @@ def failed_result(
     res["environment"] = job.get("environment")
     res["failure"] = {"kind": kind, "exit_code": int(exit_code)}
     return res
+
+
+def _asked_device(ep: str | None) -> str | None:
+    """The device kind a configuration asked for, named as successful records name it: the
+    CPU where the EP serves one (its default, as OpenVINO's), else its first kind (CUDA: gpu)."""
+    if not ep:
+        return None
+    from aialliance_cli.providers.catalogue import find_spec
+
+    spec = find_spec(ep)
+    kinds = [t.kind for t in spec.targets] if spec is not None else []
+    return "cpu" if "cpu" in kinds else (kinds[0] if kinds else None)
 
 
 def _machine_record() -> dict[str, Any]:

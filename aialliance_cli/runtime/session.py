@@ -75,7 +75,7 @@ class BuiltSession:
     def fallback_warnings(self) -> list[str]:
         """One line per EP that was asked for and could not be had."""
         return [
-            f"{fb.requested} failed ({fb.error}); fell back to {fb.used_instead}"
+            f"{fb.requested} could not be used; ran on {fb.used_instead} instead: {fb.error}"
             for fb in self.fallbacks
         ]
 
@@ -178,12 +178,12 @@ def _quietly(create: Any) -> Any:
     finally:
         for line in buf.getvalue().splitlines():
             if line.startswith("EP Error"):
-                _LAST_EP_ERROR.append(line[len("EP Error") :].strip()[:400])
+                _LAST_EP_ERROR.append(line[len("EP Error") :].strip())
     for line in log.splitlines():
         if "Failed to create" in line or "[E:" in line:
             text = _ANSI.sub("", line)
             text = text.split("[ERROR]", 1)[-1] if "[ERROR]" in text else text.split("] ", 1)[-1]
-            _LAST_EP_ERROR.append(text.strip()[:400])
+            _LAST_EP_ERROR.append(text.strip())
     return sess
 
 
@@ -270,8 +270,9 @@ def _install_hint(ep: str) -> str | None:
 
 
 def _gist(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:500] if text else type(exc).__name__
+    # The whole message, on one line: records keep it all; the screen shortens it.
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 _MODEL_MARKERS = (

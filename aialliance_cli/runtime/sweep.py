@@ -408,6 +408,18 @@ def plan_sweep(
     return planned
 
 
+def refuse_unavailable(planned: Sequence[Planned]) -> None:
+    """Stop before the first configuration runs when an EP is in no environment, saying so
+    once (not once per configuration after the others have run)."""
+    errors = dict.fromkeys(
+        p.route.error for p in planned if p.route.error and p.route.kind == "unavailable"
+    )
+    if errors:
+        from aialliance_cli.errors import UnavailableError
+
+        raise UnavailableError(" ".join(e for e in errors if e))
+
+
 def run_sweep(
     planned: Sequence[Planned],
     *,

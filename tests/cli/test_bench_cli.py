@@ -139,12 +139,15 @@ def test_all_configurations_bad_input_exits_2(tmp_path):
     assert [d["status"] for d in parse(r)] == ["failed", "failed"]
 
 
-def test_ep_nowhere_fails_in_a_sweep_with_the_install_hint(mm):
-    r = invoke("bench", mm, "--json", "-n", "5", "--ep", "cpu,cuda")
-    assert r.exit_code == 1, r.output
-    cpu, cuda = parse(r)
-    assert cpu["status"] == "ok" and cuda["status"] == "failed"
-    assert "onnxruntime-gpu" in cuda["error"] and cuda["failure"]["exit_code"] == 3
+def test_ep_nowhere_is_refused_before_the_sweep_runs_said_once(mm, tmp_path):
+    out = tmp_path / "r.jsonl"
+    r = invoke(
+        "bench", mm, "--json", "-n", "5", "--ep", "cpu,cuda", "--threads", "1,2", "--out", out
+    )
+    assert r.exit_code == 3, r.output
+    assert r.stdout == "" and not out.exists()  # nothing ran, not even the CPU configurations
+    assert r.stderr.count("CUDAExecutionProvider is not available") == 1
+    assert "onnxruntime-gpu" in r.stderr
 
 
 def test_worker_timeout_is_a_failed_result(mm, tmp_path):
