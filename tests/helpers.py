@@ -98,3 +98,37 @@ def tanh_sum_model(path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, path)
     return path
+
+
+def scaled_copy(src: Path, dest: Path, factor: float = 1.5) -> Path:
+    """A deliberately broken variant: every float initializer multiplied by ``factor``."""
+    model = onnx.load(str(src))
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            arr = numpy_helper.to_array(init) * np.float32(factor)
+            init.CopyFrom(numpy_helper.from_array(arr.astype(np.float32), init.name))
+    onnx.save(model, str(dest))
+    return dest
+
+
+def tanh_embedding_model(path: Path, vocab: int = 200, dim: int = 16) -> Path:
+    """input_ids, attention_mask -> tanh(E[ids] @ W) (batch, sequence, dim): a tiny encoder."""
+    rng = np.random.default_rng(2)
+    table = numpy_helper.from_array(rng.standard_normal((vocab, dim)).astype(np.float32), "E")
+    w = numpy_helper.from_array(rng.standard_normal((dim, dim)).astype(np.float32) * 0.5, "W")
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])
+    out = helper.make_tensor_value_info(
+        "last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", dim]
+    )
+    nodes = [
+        helper.make_node("Gather", ["E", "input_ids"], ["g"]),
+        helper.make_node("MatMul", ["g", "W"], ["h"]),
+        helper.make_node("Tanh", ["h"], ["t"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["m", "axes"], ["m3"]),
+        helper.make_node("Mul", ["t", "m3"], ["last_hidden_state"]),
+    ]
+    axes = numpy_helper.from_array(np.array([-1], dtype=np.int64), "axes")
+    graph = helper.make_graph(nodes, "enc", [ids, mask], [out], initializer=[table, w, axes])
+    return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)

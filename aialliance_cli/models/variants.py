@@ -1,26 +1,22 @@
 """Precision variants of a profile's model: ``base``, another source, or a quantization.
 
 A profile's ``variants:`` section names them (``int8: {quantize: dynamic}``).
-Quantized variants are made from the resolved base ONNX file with ONNX
-Runtime's own tools and kept in the model cache, keyed by the base model's
-identity, the method, its options and the ONNX Runtime version, so a second
-resolve reuses the file.
+Quantized variants are prepared from the resolved base ONNX file by
+:mod:`aialliance_cli.tune.quantize` and kept in the model cache, keyed by the
+base file's sha256, the resolved options, the calibration inputs and the ONNX
+Runtime version, so a second resolve reuses the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from aialliance_cli.errors import BadInputError, ModelError
-from aialliance_cli.models import cache
 
 BASE = "base"
 ALL = "all"
-_FORMAT = 1  # bump when the way aia quantizes changes, to invalidate old entries
 
 
 def _quiet(_: str) -> None:
@@ -118,112 +114,48 @@ def _from_source(target: Any, name: str, spec: Any, status: Any, allow_network: 
     )
 
 
-def _options(spec: Any) -> dict[str, Any]:
-    if spec.quantize == "dynamic":
-        return {"weight_type": spec.weight_type or "qint8", "per_channel": bool(spec.per_channel)}
-    return {"keep_io_types": True}
+def quant_spec(spec: Any) -> Any:
+    """The tune.quantize.QuantSpec of a profile's ``quantize:`` variant (options left at None
+    are filled from this machine's ISA preset)."""
+    from aialliance_cli.tune.quantize import QuantSpec
 
-
-def variant_key(target: Any, method: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The cache key of a quantized variant and the identity it hashes."""
-    import onnxruntime
-
-    base = target.model_info.get("cache_key") or f"sha256:{_sha256(Path(target.model_path))}"
-    identity = {
-        "name": f"{target.name}-{method}",
-        "base": base,
-        "method": method,
-        "options": options,
-        "onnxruntime": onnxruntime.__version__,
-        "format": _FORMAT,
-    }
-    return cache.cache_key("variant", identity), identity
+    return QuantSpec(
+        spec.quantize,
+        weight_type=spec.weight_type,
+        per_channel=spec.per_channel,
+        calibration=getattr(spec, "calibration", None),
+    ).validate()
 
 
 def _quantized(target: Any, name: str, spec: Any, status: Any) -> Any:
-    method = spec.quantize
-    options = _options(spec)
-    key, identity = variant_key(target, method, options)
-    entry = cache.lookup(key)
-    if entry is None:
-        status(f"making variant {name} ({_describe(method, options)}) of {target.model_path.name}")
+    """Prepared once by aialliance_cli.tune.quantize and kept in the model cache."""
+    from aialliance_cli.tune.quantize import calibration_inputs, prepare
 
-        def fill(tmp: Path) -> None:
-            try:
-                if method == "dynamic":
-                    _quantize_dynamic(Path(target.model_path), tmp / cache.MODEL_FILE, options)
-                else:
-                    _to_fp16(Path(target.model_path), tmp / cache.MODEL_FILE)
-            except Exception as exc:
-                raise ModelError(
-                    f"cannot make variant '{name}' ({_describe(method, options)}) of "
-                    f"{target.model_path}: {str(exc).strip() or type(exc).__name__}"
-                ) from exc
-
-        entry = cache.store(key, {"kind": "variant", **identity}, fill)
-    path = entry.model_path.absolute()
+    qspec = quant_spec(spec)
+    calibration = None
+    if qspec.method == "static":
+        calibration = calibration_inputs(target, qspec.resolved().calibration)
+    try:
+        prepared = prepare(
+            target.model_path,
+            qspec,
+            calibration=calibration,
+            name=target.name,
+            status=lambda msg: status(f"making variant {name}: {msg}"),
+        )
+    except ModelError as exc:
+        raise ModelError(f"cannot make variant '{name}': {exc}") from exc
+    path = prepared.path
     return replace(
         target,
         model_path=path,
         model_info={
             "path": str(path),
-            "source": f"{_describe(method, options)} of {target.model_info.get('source', 'file')}",
-            "cache_key": key,
+            "source": f"{prepared.spec.describe()} of {target.model_info.get('source', 'file')}",
+            "cache_key": prepared.cache_key,
+            "sha256": prepared.sha256,
             "variant": name,
+            "quantization": {**prepared.spec.to_dict(), "isa": prepared.isa},
             "base": dict(target.model_info),
         },
     )
-
-
-def _describe(method: str, options: dict[str, Any]) -> str:
-    if method == "dynamic":
-        per = " per channel" if options.get("per_channel") else ""
-        return f"dynamic quantization, {options['weight_type']} weights{per}"
-    return "float16 weights and ops, float32 inputs and outputs"
-
-
-def _has_external_data(path: Path) -> bool:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-
-
-def _quantize_dynamic(src: Path, dest: Path, options: dict[str, Any]) -> None:
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    weight = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[options["weight_type"]]
-    # The quantizer logs advice ("consider pre-processing") on the root logger; aia's
-    # output stays its own. Failures still raise.
-    before = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        quantize_dynamic(
-            src,
-            dest,
-            weight_type=weight,
-            per_channel=bool(options.get("per_channel")),
-            use_external_data_format=_has_external_data(src),
-        )
-    finally:
-        logging.disable(before)
-
-
-def _to_fp16(src: Path, dest: Path) -> None:
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(src))
-    converted = convert_float_to_float16(model, keep_io_types=True)
-    big = converted.ByteSize() > 1_800_000_000  # protobuf's 2 GiB limit
-    onnx.save(converted, str(dest), save_as_external_data=big)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

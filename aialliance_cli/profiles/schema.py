@@ -463,7 +463,7 @@ class OutputSpec(_Strict):
 
 BASE_VARIANT = "base"  # the top-level model; not a key of variants:
 _VARIANT_RE = re.compile(r"^[a-z0-9_-]+$")
-QuantizeMethod = Literal["dynamic", "fp16"]
+QuantizeMethod = Literal["dynamic", "static", "fp16"]
 WeightType = Literal["qint8", "quint8"]
 
 
@@ -474,6 +474,7 @@ class VariantSpec(_Strict):
     quantize: QuantizeMethod | None = None
     weight_type: WeightType | None = None
     per_channel: StrictBool | None = None
+    calibration: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> VariantSpec:
@@ -481,8 +482,10 @@ class VariantSpec(_Strict):
             got = "both" if self.model is not None else "neither"
             raise ValueError(f"give exactly one of model or quantize (got {got})")
         extra = [k for k in ("weight_type", "per_channel") if getattr(self, k) is not None]
-        if extra and self.quantize != "dynamic":
-            raise ValueError(f"{', '.join(extra)} only appl(ies) with quantize: dynamic")
+        if extra and self.quantize not in ("dynamic", "static"):
+            raise ValueError(f"{', '.join(extra)} only appl(ies) with quantize: dynamic or static")
+        if self.calibration is not None and self.quantize != "static":
+            raise ValueError("calibration only applies with quantize: static")
         return self
 
 

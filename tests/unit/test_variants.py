@@ -50,6 +50,8 @@ def write_profile(folder: Path, variants: str) -> Path:
         ("variants:\n  base: {quantize: dynamic}\n", "reserved"),
         ("variants:\n  h: {quantize: fp16, weight_type: qint8}\n", "only appl"),
         ("variants:\n  h: {quantize: dynamic, bits: 4}\n", "bits"),
+        ("variants:\n  s: {quantize: dynamic, calibration: 4}\n", "calibration only"),
+        ("variants:\n  s: {quantize: static, calibration: 0}\n", "calibration"),
     ],
 )
 def test_schema_errors_name_file_line_and_key(tmp_path: Path, variants: str, needle: str) -> None:
@@ -99,7 +101,9 @@ def test_quantize_dynamic_is_made_once_and_cached(tmp_path: Path, monkeypatch) -
     def boom(*_a, **_k):
         raise AssertionError("quantized again")
 
-    monkeypatch.setattr(V, "_quantize_dynamic", boom)
+    from aialliance_cli.tune import quantize as Q
+
+    monkeypatch.setattr(Q, "_quantize_dynamic", boom)
     again = V.resolve_variant(tgt, "int8")
     assert again.model_path == int8.model_path
     assert V.resolve_variant(tgt, "base").model_path == tgt.model_path
@@ -134,3 +138,16 @@ def test_parse_variants(tmp_path: Path) -> None:
     bare = prepare_target(str(tmp_path / "mm.onnx"))
     with pytest.raises(BadInputError, match="variants come from a profile"):
         parse_variants(bare, "int8")
+
+
+def test_static_variant_calibrates_on_the_profile(tmp_path: Path) -> None:
+    import onnx
+
+    from aialliance_cli.models import variants as V
+
+    tgt = _target(tmp_path, "variants:\n  s8: {quantize: static, calibration: 4}\n")
+    s8 = V.resolve_variant(tgt, "s8")
+    assert s8.model_info["quantization"]["calibration"] == 4
+    ops = {n.op_type for n in onnx.load(str(s8.model_path)).graph.node}
+    assert "QuantizeLinear" in ops
+    assert V.resolve_variant(tgt, "s8").model_path == s8.model_path  # cached
