@@ -1,7 +1,8 @@
 """Check that a file is a loadable ONNX model before any session is built.
 
-The graph is parsed once, without its external data, so that a multi-gigabyte
-model costs one read of its protobuf and a ``stat`` of each external file.
+The graph's skeleton is scanned once (models/protoscan.py, without importing
+onnx), without its external data, so that a multi-gigabyte model costs one
+memory-mapped pass over its protobuf and a ``stat`` of each external file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aialliance_cli.errors import ModelError
+from aialliance_cli.models.protoscan import EXTERNAL, ModelInfo, ScanError, scan_model
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,7 @@ def check_onnx_file(path: Path) -> OnnxFileInfo:
     model = _parse(path)
     _check_structure(path, model)
     external, external_bytes = _check_external_data(path, model)
-    opset = next(
-        (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-        None,
-    )
+    opset = model.opset
     producer = f"{model.producer_name} {model.producer_version}".strip() or None
     return OnnxFileInfo(
         path=path,
@@ -85,13 +84,11 @@ def _check_readable(path: Path) -> None:
         raise ModelError(f"The model file {path} cannot be read: {exc.strerror}.") from None
 
 
-def _parse(path: Path):
-    import onnx
-    from google.protobuf.message import DecodeError
-
+def _parse(path: Path) -> ModelInfo:
+    # The wire-format scanner, not onnx.load: importing onnx alone costs about a second.
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
+        return scan_model(path)
+    except ScanError as exc:
         gist = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         guess = _looks_like(path)
         raise ModelError(
@@ -102,15 +99,15 @@ def _parse(path: Path):
         raise ModelError(f"The model file {path} cannot be read: {exc}.") from None
 
 
-def _check_structure(path: Path, model) -> None:
+def _check_structure(path: Path, model: ModelInfo) -> None:
     # Protobuf happily parses many non-ONNX byte strings into an empty or odd
     # ModelProto, so require what every real model has.
     problems = []
     if model.ir_version <= 0:
         problems.append("no IR version")
-    if not model.HasField("graph"):
+    if model.graph is None:
         problems.append("no graph")
-    elif not model.graph.node and not model.graph.output:
+    elif not model.graph.nodes and not model.graph.outputs:
         problems.append("an empty graph")
     if not model.opset_import:
         problems.append("no opset import")
@@ -122,16 +119,13 @@ def _check_structure(path: Path, model) -> None:
         )
 
 
-def _check_external_data(path: Path, model) -> tuple[tuple[str, ...], int]:
-    from onnx import TensorProto
-    from onnx.external_data_helper import _get_all_tensors
-
+def _check_external_data(path: Path, model: ModelInfo) -> tuple[tuple[str, ...], int]:
     base = path.parent
     needed: dict[str, int] = {}  # location -> bytes the tensors need from it
-    for tensor in _get_all_tensors(model):
-        if tensor.data_location != TensorProto.EXTERNAL:
+    for tensor in model.all_tensors():
+        if tensor.data_location != EXTERNAL:
             continue
-        info = {e.key: e.value for e in tensor.external_data}
+        info = tensor.external_data
         location = info.get("location", "")
         end = int(info.get("offset") or 0) + int(info.get("length") or 0)
         needed[location] = max(needed.get(location, 0), end)

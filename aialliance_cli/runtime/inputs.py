@@ -150,16 +150,20 @@ def _no_such_dim(specs: Sequence[InputSpec], key: str) -> str:
     unnamed = sorted(_axis_keys(specs))
     if key == "batch" and not names and not unnamed:
         fixed = ", ".join(str(v) for v in sorted(_fixed_leading(specs))) or "fixed"
-        return (f"the model has a fixed batch ({fixed}): its inputs have no dynamic "
-                "dimension, so --batch cannot change it")
+        return (
+            f"the model has a fixed batch ({fixed}): its inputs have no dynamic "
+            "dimension, so --batch cannot change it"
+        )
     parts = []
     if names:
         parts.append("its symbolic dimensions are: " + ", ".join(names))
     if unnamed:
         parts.append("its unnamed dynamic axes are: " + ", ".join(unnamed))
     known = "; ".join(parts) or "all its dimensions are fixed"
-    return (f"the model has no dimension named '{key}'; {known}. "
-            "Give values with --dim NAME=VALUE (or --dim 'INPUT[AXIS]=VALUE').")
+    return (
+        f"the model has no dimension named '{key}'; {known}. "
+        "Give values with --dim NAME=VALUE (or --dim 'INPUT[AXIS]=VALUE')."
+    )
 
 
 def concrete_shape(spec: InputSpec, dims: Mapping[str, int]) -> tuple[int, ...]:
@@ -200,18 +204,20 @@ def vocab_sizes(model_path: Path | None) -> dict[str, int]:
     """For integer inputs that index an embedding table, the table's size (from the graph)."""
     if model_path is None:
         return {}
-    try:
-        import onnx
+    from aialliance_cli.models.protoscan import scan_model
 
-        model = onnx.load(str(model_path), load_external_data=False)
+    try:
+        graph = scan_model(model_path).graph
     except Exception:
         return {}
-    inits = {i.name: tuple(i.dims) for i in model.graph.initializer}
-    graph_inputs = {i.name for i in model.graph.input}
+    if graph is None:
+        return {}
+    inits = {i.name: i.dims for i in graph.initializers}
+    graph_inputs = {i.name for i in graph.inputs}
     sizes: dict[str, int] = {}
-    for node in model.graph.node:
-        if node.op_type == "Gather" and len(node.input) >= 2:
-            data, idx = node.input[0], node.input[1]
+    for node in graph.nodes:
+        if node.op_type == "Gather" and len(node.inputs) >= 2:
+            data, idx = node.inputs[0], node.inputs[1]
             if idx in graph_inputs and data in inits and inits[data]:
                 sizes[idx] = max(sizes.get(idx, 0), int(inits[data][0]))
     return sizes

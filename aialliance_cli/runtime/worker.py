@@ -51,26 +51,22 @@ def _fit_batch(target: Any, ov: Any) -> Any:
 
     if ov.batch is None:
         return ov
-    try:
-        import onnx
+    from aialliance_cli.models.protoscan import scan_model
 
-        model = onnx.load(str(target.model_path), load_external_data=False)
+    try:
+        graph = scan_model(target.model_path).graph
     except Exception:
         return ov  # let ONNX Runtime say what is wrong
-    inits = {i.name for i in model.graph.initializer}
+    if graph is None:
+        return ov
+    inits = {i.name for i in graph.initializers}
     firsts: list[tuple[str, Any]] = []
-    for inp in model.graph.input:
-        if inp.name in inits:
+    for inp in graph.inputs:
+        if inp.name in inits or not inp.dims:
             continue
-        dims = inp.type.tensor_type.shape.dim
-        if not dims:
-            continue
-        d = dims[0]
-        firsts.append((inp.name, d.dim_param or (d.dim_value if d.HasField("dim_value") else None)))
+        firsts.append((inp.name, inp.dims[0]))
     symbolic = [v for _, v in firsts if isinstance(v, str) and v]
-    names = {
-        d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim if d.dim_param
-    }
+    names = {d for i in graph.inputs for d in (i.dims or ()) if isinstance(d, str) and d}
     if any(DIM_ALIASES["batch"].search(n) for n in names) or symbolic or not firsts:
         return ov
     fixed = {v for _, v in firsts if isinstance(v, int)}
