@@ -243,6 +243,7 @@ def read_placement(
     *,
     log_text: str | None = None,
     prefer: Literal["api", "log"] = "api",
+    node_count: int | None = None,
 ) -> Placement:
     """Where the nodes of ``session`` run, relative to ``requested_ep``.
 
@@ -250,6 +251,7 @@ def read_placement(
     :func:`enable_placement_recording`, else ``log_text`` (from
     :func:`capture_session_log`), else the session's providers.
     ``prefer="log"`` tries the log first (for builds without the API, and tests).
+    ``node_count`` stands in for ``model`` where only the graph's size is needed.
     """
     providers = tuple(session.get_providers())
     counts: dict[str, int] = {}
@@ -271,7 +273,7 @@ def read_placement(
                 break
     if source is None:
         source = "providers"
-        total = len(model.graph.node) if model is not None else 0
+        total = len(model.graph.node) if model is not None else (node_count or 0)
         counts = {providers[0]: total} if len(providers) == 1 and total else {}
 
     total_nodes = sum(counts.values()) if counts else 0

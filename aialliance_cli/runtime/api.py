@@ -425,11 +425,33 @@ def _placement(built: BuiltSession, target: Target, dims: dict[str, int]) -> Any
     """Where the nodes ran, read from ONNX Runtime, with FLOP shares where countable."""
     from aialliance_cli.analysis.placement import read_placement
 
-    model, flops = _flops(target.model_path, dims)
+    flops = _flop_report(target.model_path, dims)
     try:
-        return read_placement(built.session, model, flops, built.spec.ep)
+        return read_placement(
+            built.session, None, flops, built.spec.ep, node_count=_node_count(target.model_path)
+        )
     except Exception:  # placement is a report, never a reason to fail the run
         return None
+
+
+def _flop_report(model_path: Path, dims: dict[str, int]) -> Any:
+    """The FLOP report at ``dims`` from the on-disk facts cache (counted once per model)."""
+    from aialliance_cli.analysis.facts import flop_report
+
+    try:
+        return flop_report(model_path, dims)
+    except Exception:  # FLOPs are a report, never a reason to fail the run
+        return None
+
+
+def _node_count(model_path: Path) -> int | None:
+    from aialliance_cli.models.protoscan import scan_model
+
+    try:
+        graph = scan_model(model_path).graph
+    except Exception:
+        return None
+    return len(graph.nodes) if graph is not None else None
 
 
 def _coverage_gate(
@@ -476,6 +498,7 @@ _FLOPS_CACHE: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[Any, Any]] = {
 
 
 def _flops(model_path: Path, dims: dict[str, int]) -> tuple[Any, Any]:
+    """The loaded ModelProto and its FLOP report (for ``aia profile``, which needs both)."""
     key = (str(model_path), tuple(sorted(dims.items())))
     if key not in _FLOPS_CACHE:
         try:
@@ -802,7 +825,7 @@ def bench(
 
 def _efficiency(p: Prepared, p50_ms: float, energy: Any) -> dict[str, Any] | None:
     """Achieved GFLOP/s at the median latency, and its share of the estimated CPU peak."""
-    _, flops = _flops(p.target.model_path, p.dims)
+    flops = _flop_report(p.target.model_path, p.dims)
     if flops is None or not flops.total or p50_ms <= 0:
         return None
     if any(("If" in u or "Loop" in u or "Scan" in u) for u in flops.unresolved):
