@@ -21,6 +21,14 @@ def detect(
     no_vendor_libs: Annotated[
         bool, typer.Option("--no-vendor-libs", help="Skip NVML, amdsmi and OpenVINO enrichment.")
     ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Probe devices, vendor libraries and ONNX Runtime again instead of reusing "
+            "the answers of a call in the last 5 minutes.",
+        ),
+    ] = False,
 ) -> None:
     """Show this machine's CPU, memory, GPUs/NPUs, ONNX Runtime, and the EP plan."""
     from aialliance_cli.hardware import detect as detect_inventory
@@ -30,9 +38,11 @@ def detect(
         from aialliance_cli.errors import BadInputError
 
         raise BadInputError(f"--root {root} is not a directory (a root such as / or a fake tree)")
-    inventory = detect_inventory(root, vendor_libs=not no_vendor_libs)
+    inventory = detect_inventory(
+        root, vendor_libs=not no_vendor_libs, disk_cache=True, refresh=refresh
+    )
     if str(root) == "/":
-        the_plan = plan_for_machine(inventory=inventory)  # registers plugin EPs too
+        the_plan = plan_for_machine(inventory=inventory, disk_cache=True, refresh=refresh)
     else:  # a fake tree: plan against the EPs it was recorded with
         the_plan = plan(inventory, inventory.software.available_providers)
     if json_:

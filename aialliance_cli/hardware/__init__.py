@@ -78,13 +78,22 @@ def enrich_accelerators(
     return accels, notes
 
 
-def detect(root: str | Path = "/", *, vendor_libs: bool = True, refresh: bool = False) -> Inventory:
+def detect(
+    root: str | Path = "/",
+    *,
+    vendor_libs: bool = True,
+    refresh: bool = False,
+    disk_cache: bool = False,
+) -> Inventory:
     """Take the inventory of the machine whose filesystem starts at ``root``.
 
     The live machine ("/") is probed once per process and cached; ``refresh``
     probes again. Vendor libraries (nvidia-ml-py, amdsmi, openvino) describe
     only the live machine, so they run only for root "/" and ``vendor_libs``.
     Never raises for unreadable hardware facts: they become ``Inventory.notes``.
+    ``disk_cache`` (``aia detect``) reuses, for a few minutes, the accelerators
+    and the ONNX Runtime facts that an earlier call stored (hardware/detectcache.py);
+    ``refresh`` probes them again and stores the new answer.
     """
     live = is_live_root(root)
     if live and not refresh:
@@ -99,14 +108,10 @@ def detect(root: str | Path = "/", *, vendor_libs: bool = True, refresh: bool = 
     notes += n
     memory, n = probe_memory(root)
     notes += n
-    accels, n = probe_pci(root)
-    notes += n
-    if live and vendor_libs:
-        sysfs_readable = (root / "sys/bus/pci/devices").is_dir()
-        accels, n = enrich_accelerators(accels, sysfs_readable=sysfs_readable)
-        notes += n
-    software, n = probe_software()
-    notes += n
+    accels, software, stable_notes = _stable_facts(
+        root, live=live, vendor_libs=vendor_libs, use_cache=disk_cache, refresh=refresh
+    )
+    notes += stable_notes
 
     inventory = Inventory(
         cpu=cpu,
@@ -120,6 +125,51 @@ def detect(root: str | Path = "/", *, vendor_libs: bool = True, refresh: bool = 
         with _lock:
             _cache[vendor_libs] = inventory
     return inventory
+
+
+def _stable_facts(
+    root: Path, *, live: bool, vendor_libs: bool, use_cache: bool, refresh: bool
+) -> tuple[tuple[Accelerator, ...], SoftwareInfo, tuple[ProbeNote, ...]]:
+    """Accelerators and software (with their notes), from the disk cache where allowed."""
+    from aialliance_cli.hardware import detectcache
+    from aialliance_cli.hardware.inventory import (
+        accelerator_from_dict,
+        software_from_dict,
+    )
+
+    cacheable = use_cache and live and vendor_libs
+    if cacheable and not refresh:
+        cached = detectcache.load("stable")
+        if cached is not None:
+            try:
+                return (
+                    tuple(accelerator_from_dict(a) for a in cached["accelerators"]),
+                    software_from_dict(cached["software"]),
+                    tuple(ProbeNote(**n) for n in cached["notes"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                pass
+    notes: list[ProbeNote] = []
+    accels, n = probe_pci(root)
+    notes += n
+    if live and vendor_libs:
+        sysfs_readable = (root / "sys/bus/pci/devices").is_dir()
+        accels, n = enrich_accelerators(accels, sysfs_readable=sysfs_readable)
+        notes += n
+    software, n = probe_software()
+    notes += n
+    if cacheable:
+        from dataclasses import asdict
+
+        detectcache.store(
+            "stable",
+            {
+                "accelerators": [asdict(a) for a in accels],
+                "software": asdict(software),
+                "notes": [asdict(n) for n in notes],
+            },
+        )
+    return tuple(accels), software, tuple(notes)
 
 
 def _hostname(root: Path) -> str | None:

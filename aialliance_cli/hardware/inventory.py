@@ -127,22 +127,25 @@ class Inventory:
         cpu = dict(data["cpu"])
         cpu["caches"] = tuple(CacheInfo(**c) for c in cpu.get("caches", ()))
         cpu["features"] = tuple(cpu.get("features", ()))
-        sw = dict(data["software"])
-        sw["ort_distributions"] = tuple(
-            OrtDistribution(**d) for d in sw.get("ort_distributions", ())
-        )
-        sw["available_providers"] = tuple(sw.get("available_providers", ()))
-        accs = []
-        for a in data.get("accelerators", ()):
-            a = dict(a)
-            a["device_nodes"] = tuple(a.get("device_nodes", ()))
-            a["sources"] = tuple(a.get("sources", ()))
-            accs.append(Accelerator(**a))
         return cls(
             cpu=CpuInfo(**cpu),
             memory=MemoryInfo(**data["memory"]),
-            accelerators=tuple(accs),
-            software=SoftwareInfo(**sw),
+            accelerators=tuple(accelerator_from_dict(a) for a in data.get("accelerators", ())),
+            software=software_from_dict(data["software"]),
             hostname=data.get("hostname"),
             notes=tuple(ProbeNote(**n) for n in data.get("notes", ())),
         )
+
+
+def accelerator_from_dict(data: dict[str, Any]) -> Accelerator:
+    a = dict(data)
+    a["device_nodes"] = tuple(a.get("device_nodes", ()))
+    a["sources"] = tuple(a.get("sources", ()))
+    return Accelerator(**a)
+
+
+def software_from_dict(data: dict[str, Any]) -> SoftwareInfo:
+    sw = dict(data)
+    sw["ort_distributions"] = tuple(OrtDistribution(**d) for d in sw.get("ort_distributions", ()))
+    sw["available_providers"] = tuple(sw.get("available_providers", ()))
+    return SoftwareInfo(**sw)

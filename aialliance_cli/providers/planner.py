@@ -497,19 +497,47 @@ def plan_for_machine(
     preferences: Preferences | None = None,
     *,
     inventory: Inventory | None = None,
+    disk_cache: bool = False,
+    refresh: bool = False,
 ) -> ProviderPlan:
-    """Detect this machine, register plugin EPs, and plan (``plan`` on the real facts)."""
+    """Detect this machine, register plugin EPs, and plan (``plan`` on the real facts).
+
+    ``disk_cache`` (``aia detect``) reuses the EPs and plugin devices an earlier call
+    stored for this environment (hardware/detectcache.py), so onnxruntime need not be
+    imported; ``refresh`` asks ONNX Runtime again. A process that builds sessions
+    must not rely on the cache for registration: the session builder registers
+    plugin EPs itself.
+    """
     if inventory is None:
         from aialliance_cli.hardware import detect
 
         inventory = detect()
+    inputs = None
+    if disk_cache and not refresh:
+        from aialliance_cli.hardware import detectcache
+
+        inputs = detectcache.load("plan-inputs")
+    if inputs is None:
+        inputs = _plan_inputs()
+        if disk_cache:
+            from aialliance_cli.hardware import detectcache
+
+            detectcache.store("plan-inputs", inputs)
+    kinds = {name: set(k) for name, k in inputs["kinds"].items()}
+    result = plan(inventory, inputs["available"], preferences, plugin_device_kinds=kinds or None)
+    return replace(result, warnings=(*result.warnings, *inputs["notes"]))
+
+
+def _plan_inputs() -> dict[str, Any]:
+    """The EPs this build offers and the device kinds of registered plugin EPs, as JSON data."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        result = plan(inventory, (), preferences)
-        return replace(
-            result, warnings=(*result.warnings, f"onnxruntime cannot be imported: {exc}")
-        )
+        return {
+            "available": [],
+            "kinds": {},
+            "notes": [f"onnxruntime cannot be imported: {exc}"],
+        }
 
     from aialliance_cli.providers.plugins import plugin_devices, register_plugins
 
@@ -528,11 +556,14 @@ def plan_for_machine(
             kinds[d.ep_name].add(d.device_type)
     # A registered plugin EP is available, but only on the device kinds it lists.
     available += [name for name in kinds if name not in available]
-    result = plan(inventory, available, preferences, plugin_device_kinds=kinds)
     notes = [f"Plugin {r.package}: {r.note}" for r in registered if not r.ok]
     notes += [
         f"Plugin EP {name} is registered but offers no device on this machine."
         for name, k in kinds.items()
         if not k
     ]
-    return replace(result, warnings=(*result.warnings, *notes))
+    return {
+        "available": available,
+        "kinds": {name: sorted(k) for name, k in kinds.items()},
+        "notes": notes,
+    }

@@ -119,12 +119,37 @@ def _from_files(dist: md.Distribution) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def _candidate_distributions() -> list[md.Distribution]:
+    """Installed distributions whose folder name could be a plugin EP package.
+
+    The name is read from the ``*.dist-info`` folder first, so that only the few
+    candidates have their metadata parsed (``md.distributions()`` parses every
+    package's METADATA: a quarter of a second beside torch and transformers).
+    """
+    import os
+    import sys
+
+    out: list[md.Distribution] = []
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            package = _canonical(name.rsplit(".", 1)[0].split("-", 1)[0])
+            if package.startswith(_PLUGIN_PREFIX) or package in _KNOWN_PACKAGES:
+                out.append(md.PathDistribution(Path(entry or ".") / name))
+    return out
+
+
 def _discover() -> tuple[list[PluginLib], list[tuple[str, str]]]:
     libs: list[PluginLib] = []
     problems: list[tuple[str, str]] = []
     seen_paths: set[str] = set()
     seen_dists: set[str] = set()
-    for dist in md.distributions():
+    for dist in _candidate_distributions():
         raw = dist.metadata["Name"] or ""
         package = _canonical(raw)
         if package in seen_dists:
@@ -253,10 +278,12 @@ def plugin_devices(ort_module: Any) -> list[EpDevice]:
 
 def select_ep_devices(ort_module: Any, ep_name: str, device_type: str | None = None) -> list[Any]:
     """The raw ``OrtEpDevice`` objects of one EP (optionally one device type), for
-    ``SessionOptions.add_provider_for_devices``."""
+    ``SessionOptions.add_provider_for_devices``. Registers the plugin libraries first
+    (once per process), since a plan read from ``aia detect``'s cache did not."""
     get = getattr(ort_module, "get_ep_devices", None)
     if get is None:
         return []
+    register_plugins(ort_module)
     return [
         d
         for d in get()
