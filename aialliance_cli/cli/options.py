@@ -82,6 +82,9 @@ def parse_dims(values: list[str] | None) -> dict[str, int]:
             ) from None
         if number <= 0:
             raise BadInputError(f"--dim {name}: the value must be a positive integer, got {number}")
+        from aialliance_cli.limits import check
+
+        check(f"--dim {name.strip()}", number)
         if name.strip() in dims and dims[name.strip()] != number:
             raise BadInputError(
                 f"--dim {name.strip()} is given twice ({dims[name.strip()]} and {number})"
@@ -108,6 +111,9 @@ def check_positive(name: str, value: int | float | None, *, zero_ok: bool = Fals
     if value < 0 or (value == 0 and not zero_ok):
         bound = "0 or more" if zero_ok else "more than 0"
         raise BadInputError(f"{name} must be {bound}, got {value}")
+    from aialliance_cli.limits import check
+
+    check(name, value)  # nan, inf, and the option's upper bound (aialliance_cli/limits.py)
 
 
 def read_text(value: str | None) -> str | None:

@@ -26,8 +26,9 @@ from aialliance_cli.errors import BadInputError
 
 __all__ = ["GenerationSpec", "GenBenchSpec", "make_settings", "validation_message"]
 
-PosInt = Annotated[StrictInt, Field(gt=0)]
-NonNegInt = Annotated[StrictInt, Field(ge=0)]
+# absurd values (2**70 tokens) are refused at load time; aialliance_cli/limits.py has the table
+PosInt = Annotated[StrictInt, Field(gt=0, le=2**31 - 1)]
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 
 
@@ -87,9 +88,11 @@ class GenerationSpec(_Strict):
     max_new_tokens: PosInt = 128
     do_sample: StrictBool = False
     seed: NonNegInt | None = None
-    temperature: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.0
+    temperature: Annotated[
+        float, BeforeValidator(_number), Field(gt=0, le=1e6, allow_inf_nan=False)
+    ] = 1.0
     top_k: NonNegInt = 0
-    top_p: Annotated[float, BeforeValidator(_number), Field(gt=0, le=1)] = 1.0
+    top_p: Annotated[float, BeforeValidator(_number), Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
     stop: Annotated[tuple[NonEmptyStr, ...], BeforeValidator(_str_list)] = ()
     prompts: Annotated[tuple[NonEmptyStr, ...], BeforeValidator(_str_list)] = ()
     chat_template: StrictBool = False

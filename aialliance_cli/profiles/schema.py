@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aialliance_cli.genai import GenerationSpec
+from aialliance_cli.limits import MAX_DIM, MAX_ITERATIONS, MAX_WARMUP, WEEK_S
 
 SCHEMA_ID = "aia.profile/1"
 
@@ -58,8 +59,11 @@ GraphOptimizationLevel = Literal["disable", "basic", "extended", "layout", "all"
 ExecutionMode = Literal["sequential", "parallel"]
 Pooling = Literal["none", "mean", "cls"]
 
-NonNegInt = Annotated[StrictInt, Field(ge=0)]
-PosInt = Annotated[StrictInt, Field(gt=0)]
+# The bounds are those of the matching command-line options (aialliance_cli/limits.py).
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_DIM)]
+PosInt = Annotated[StrictInt, Field(gt=0, le=MAX_DIM)]
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Threads = Annotated[StrictInt, Field(ge=0, le=65536)]  # and 4 x the cores, checked at run time
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 
 _NAME_RE = r"^[a-z0-9._-]+$"
@@ -287,11 +291,12 @@ def _shape(value: Any) -> Any:
     if not isinstance(value, list):
         raise ValueError("must be a list of positive integers or dimension names")
     for item in value:
-        ok_int = isinstance(item, int) and not isinstance(item, bool) and item > 0
+        ok_int = isinstance(item, int) and not isinstance(item, bool) and 0 < item <= MAX_DIM
         ok_name = isinstance(item, str) and item != ""
         if not (ok_int or ok_name):
             raise ValueError(
-                f"must be a list of positive integers or dimension names, got {item!r} in it"
+                f"must be a list of integers from 1 to {MAX_DIM} or dimension names, "
+                f"got {item!r} in it"
             )
     return tuple(value)
 
@@ -316,8 +321,8 @@ class TensorSpec(_Strict):
     key: NonEmptyStr | None = None
     dtype: DType | None = None
     shape: Annotated[tuple[int | str, ...] | None, BeforeValidator(_shape)] = None
-    low: StrictFloat | None = None
-    high: StrictFloat | None = None
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
     seed: NonNegInt | None = None
 
     @model_validator(mode="after")
@@ -427,8 +432,8 @@ def _config_entries(value: Any) -> Any:
 class SessionSpec(_Strict):
     """ONNX Runtime session options."""
 
-    intra_op_threads: NonNegInt = 0
-    inter_op_threads: NonNegInt = 0
+    intra_op_threads: Threads = 0
+    inter_op_threads: Threads = 0
     graph_optimization_level: GraphOptimizationLevel = "all"
     execution_mode: ExecutionMode = "sequential"
     config: Annotated[dict[NonEmptyStr, str], BeforeValidator(_config_entries)] = Field(
@@ -439,10 +444,10 @@ class SessionSpec(_Strict):
 class BenchSpec(_Strict):
     """Benchmark loop: warm-up runs, then a fixed count or a fixed duration."""
 
-    warmup: NonNegInt = 10
-    iterations: PosInt = 100
-    duration_s: Annotated[StrictFloat, Field(gt=0)] | None = None
-    min_coverage: Annotated[StrictFloat, Field(ge=0, le=100)] | None = None
+    warmup: Annotated[StrictInt, Field(ge=0, le=MAX_WARMUP)] = 10
+    iterations: Annotated[StrictInt, Field(gt=0, le=MAX_ITERATIONS)] = 100
+    duration_s: Annotated[FiniteFloat, Field(gt=0, le=WEEK_S)] | None = None
+    min_coverage: Annotated[FiniteFloat, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
     def _count_or_duration(self) -> BenchSpec:

@@ -126,6 +126,11 @@ class Overrides:
     energy: bool = True  # sample RAPL/NVML/amdsmi power, clocks and temperatures
     variant: str | None = None  # a precision variant of the profile (models/variants.py)
 
+    def __post_init__(self) -> None:
+        from aialliance_cli.limits import check_overrides
+
+        check_overrides(self)  # nan, inf and absurd numbers: exit 2 before any work
+
 
 def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tuple[SessionSpec, Any]:
     """Join the machine's plan, the profile's preferences and --ep into a SessionSpec."""
@@ -175,6 +180,11 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     threads = (
         ov.threads if ov.threads is not None else (sess_cfg.intra_op_threads if sess_cfg else 0)
     )
+    if ov.threads is None and sess_cfg is not None:
+        from aialliance_cli.limits import check_threads
+
+        check_threads("session.intra_op_threads", sess_cfg.intra_op_threads)
+        check_threads("session.inter_op_threads", sess_cfg.inter_op_threads)
     logical = getattr(getattr(inventory, "cpu", None), "logical_cores", None)
     if threads and logical and threads > logical:
         warnings.append(
@@ -290,7 +300,8 @@ def make_feeds(
         provided.update(I.load_array_file(Path(f)))
     if provided:
         dims = _dims_from_arrays(specs, dims, provided, ov)
-    I.check_size(specs, dims, max(1, n_sets))
+    shapes = {name: r.shape for name, r in rules.items() if r.shape}
+    I.check_size(specs, dims, max(1, n_sets), shapes)
     vocab = I.vocab_sizes(target.model_path)
     sets = []
     for seed in range(max(1, n_sets)):

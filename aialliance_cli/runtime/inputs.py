@@ -178,11 +178,20 @@ def concrete_shape(spec: InputSpec, dims: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def check_size(specs: Sequence[InputSpec], dims: Mapping[str, int], sets: int = 1) -> None:
-    """Refuse inputs that cannot fit in memory before making them (exit 2, not MemoryError)."""
+def check_size(
+    specs: Sequence[InputSpec],
+    dims: Mapping[str, int],
+    sets: int = 1,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> None:
+    """Refuse inputs that cannot fit in memory before making them (exit 2, not MemoryError).
+
+    ``shapes`` are the shapes a profile gives its tensors (inputs.tensors.NAME.shape).
+    """
     total = 0
+    shapes = shapes or {}
     for s in specs:
-        shape = concrete_shape(s, dims)
+        shape = shapes.get(s.name) or concrete_shape(s, dims)
         itemsize = 8 if s.dtype in ("str", "bfloat16") else np.dtype(s.dtype).itemsize
         total += int(np.prod(shape, dtype=object)) * itemsize
     total *= max(1, sets)
@@ -197,7 +206,12 @@ def check_size(specs: Sequence[InputSpec], dims: Mapping[str, int], sets: int = 
             f"the inputs at these dimensions ({dict(dims)}) would take "
             f"{total / 2**30:.1f} GiB for {max(1, sets)} input set(s), more than half of the "
             f"{available / 2**30:.1f} GiB available; use a smaller --batch or --dim"
+            + (f" (or smaller profile shapes: {_shapes_text(shapes)})" if shapes else "")
         )
+
+
+def _shapes_text(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"inputs.tensors.{k}.shape {list(v)}" for k, v in shapes.items())
 
 
 def vocab_sizes(model_path: Path | None) -> dict[str, int]:

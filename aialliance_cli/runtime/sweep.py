@@ -60,6 +60,9 @@ def parse_int_list(option: str, text: str | None, *, zero_ok: bool = False) -> l
         if value < 0 or (value == 0 and not zero_ok):
             bound = "0 or more" if zero_ok else "more than 0"
             raise BadInputError(f"{option} values must be {bound}, got {value}")
+        from aialliance_cli.limits import check
+
+        check(option, value)  # the option's upper bound (aialliance_cli/limits.py)
         if value not in out:
             out.append(value)
     return out

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aialliance_cli.cli.main import app
@@ -109,3 +111,66 @@ def test_truncated_result_file_keeps_its_whole_lines(hostile_dir: Path) -> None:
     result = invoke("compare", "truncated.jsonl", "--json")
     assert result.exit_code == 0, result.output
     assert "truncated.jsonl:2: not valid JSON (a truncated line?)" in result.stderr
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+
+def test_infinite_duration_profile_is_refused(hostile_dir: Path) -> None:
+    assert_refused(invoke("bench", "infinite-duration.yaml"), "bench.duration_s", "finite number")
+
+
+def test_huge_profile_shape_gets_the_memory_check(hostile_dir: Path) -> None:
+    assert_refused(invoke("run", "huge-shape.yaml"), "inputs.tensors.x.shape", "GiB")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["bench", "--duration", "nan"], "--duration"),
+        (["bench", "--duration", "inf"], "--duration"),
+        (["bench", "--timeout", "nan", "-n", "1"], "--timeout"),
+        (["bench", "--timeout", "1e300", "-n", "1"], "--timeout"),
+        (["bench", "--until-stable", "nan"], "--until-stable"),
+        (["bench", "--until-stable", "1000"], "--until-stable"),
+        (["bench", "-n", "99999999999999999999"], "--iterations"),
+        (["bench", "--warmup", "99999999"], "--warmup"),
+        (["bench", "--threads", "1,100000"], "--threads"),
+        (["bench", "--batch", "99999999999"], "--batch"),
+        (["bench", "--dim", "batch=1,99999999999"], "--dim batch"),
+        (["run", "--threads", "100000"], "--threads"),
+        (["run", "--batch", "99999999999"], "--batch"),
+        (["run", "--dim", "batch=99999999999"], "batch"),
+        (["bench", "--scenario", "server", "--target-qps", "inf"], "--target-qps"),
+        (["bench", "--scenario", "offline", "--min-duration", "nan"], "--min-duration"),
+    ],
+)
+def test_absurd_numbers_are_refused_before_work(
+    hostile_dir: Path, args: list[str], option: str
+) -> None:
+    command, *rest = args
+    assert_refused(invoke(command, "model.onnx", *rest), option)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    option=st.sampled_from(["--threads", "--batch", "--iterations", "--warmup", "--timeout"]),
+    text=st.one_of(
+        st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e309", "99999999999999999999"]),
+        st.integers(-(2**40), 2**40).map(str),
+        st.floats().map(repr),
+        st.text(alphabet="0123456789.-e+,", min_size=1, max_size=8),
+    ),
+)
+def test_any_cli_number_runs_or_exits_2(hostile_dir: Path, option: str, text: str) -> None:
+    """Generated option values: a real (tiny) run, or exit 2 naming the option; never a crash."""
+    command = "run" if option in ("--threads", "--batch") else "bench"
+    extra = [] if command == "run" else ["--in-process", "-n", "1", "--warmup", "0"]
+    if option in ("--iterations", "--warmup"):
+        extra = ["--in-process"] + (["--warmup", "0"] if option == "--iterations" else ["-n", "1"])
+    result = invoke(command, "model.onnx", option, text, *extra)
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    if result.exit_code != 0:
+        assert result.exit_code == 2, result.output
