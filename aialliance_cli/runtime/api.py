@@ -180,10 +180,11 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
     threads = (
         ov.threads if ov.threads is not None else (sess_cfg.intra_op_threads if sess_cfg else 0)
     )
-    if ov.threads is None and sess_cfg is not None:
+    if sess_cfg is not None:  # --threads itself is checked in Overrides
         from aialliance_cli.limits import check_threads
 
-        check_threads("session.intra_op_threads", sess_cfg.intra_op_threads)
+        if ov.threads is None:
+            check_threads("session.intra_op_threads", sess_cfg.intra_op_threads)
         check_threads("session.inter_op_threads", sess_cfg.inter_op_threads)
     logical = getattr(getattr(inventory, "cpu", None), "logical_cores", None)
     if threads and logical and threads > logical:
