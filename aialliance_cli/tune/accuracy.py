@@ -86,7 +86,7 @@ def _texts_of(target: Any, ov: Any) -> list[str] | None:
     return [text_cfg.value] if isinstance(text_cfg.value, str) else list(text_cfg.value)
 
 
-def _cpu_session(model_path: Path) -> Any:
+def cpu_session(model_path: Path) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -122,7 +122,7 @@ def profile_inputs(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInputError(f"the number of input sets must be 1 or more, got {n!r}")
     ov = overrides or Overrides()
-    session = session or _cpu_session(Path(target.model_path))
+    session = session or cpu_session(Path(target.model_path))
     texts = _texts_of(target, ov)
     names = {i.name for i in session.get_inputs()}
     has_text = texts is not None and "input_ids" in names
@@ -179,7 +179,7 @@ def run_outputs(
 
     if session is None:
         if providers is None and session_options is None:
-            session = _cpu_session(Path(model_path))
+            session = cpu_session(Path(model_path))
         else:
             so = session_options or ort.SessionOptions()
             session = ort.InferenceSession(
@@ -232,7 +232,7 @@ def reference(target: Any, inputs: InputSet | None = None, *, n: int = MIN_INPUT
     from aialliance_cli.tune.quantize import file_sha256
 
     path = Path(target.model_path)
-    session = _cpu_session(path)
+    session = cpu_session(path)
     if inputs is None:
         inputs = profile_inputs(target, n, session=session)
     outputs = run_outputs(path, inputs.feeds, session=session)

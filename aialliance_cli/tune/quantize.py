@@ -531,3 +531,103 @@ __all__ = [
     "prepare",
     "prepared_key",
 ]
+
+
+# ----------------------------------------------------------------------------- aia quantize
+
+VARIANT_NAMES = {"dynamic": "int8", "static": "int8-static", "fp16": "fp16"}
+
+
+@dataclass
+class QuantizeReport:
+    """What ``aia quantize`` made: the prepared model and its agreement with the fp32 base.
+
+    ``accuracy`` holds one Agreement per kind of inputs checked: the realistic
+    ones first (real sentences for text profiles, the profile's input sets
+    otherwise), which decide ``passed``; random token ids too for text profiles.
+    """
+
+    target: Any  # runtime Target of the base model
+    prepared: PreparedModel
+    accuracy: dict[str, Any]  # input kind -> tune.accuracy.Agreement
+    min_accuracy: float
+    passed: bool
+
+    @property
+    def variant_name(self) -> str:
+        return VARIANT_NAMES[self.prepared.spec.method]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.name,
+            "profile": self.target.profile_record(),
+            "source": {
+                "path": str(self.prepared.source_path),
+                "sha256": self.prepared.source_sha256,
+                "size_bytes": self.prepared.source_path.stat().st_size,
+            },
+            **self.prepared.to_dict(),
+            "accuracy": {k: a.judged(self.min_accuracy) for k, a in self.accuracy.items()},
+            "min_accuracy": self.min_accuracy,
+            "passed": self.passed,
+            "variant": {"name": self.variant_name, "entry": self.prepared.spec.variant_yaml()},
+        }
+
+
+def quantize_target(
+    target: str | None,
+    spec: QuantSpec,
+    *,
+    min_accuracy: float | None = None,
+    samples: int = 16,
+    allow_network: bool = False,
+    status: Callable[[str], None] | None = None,
+) -> QuantizeReport:
+    """Prepare ``target`` (profile or ONNX file) per ``spec`` and check it against its base.
+
+    Static quantization calibrates on the profile's own inputs. The check runs
+    the prepared model and the fp32 base on the CPU EP over ``samples`` distinct
+    input sets (at least 16).
+    """
+    from aialliance_cli.runtime.api import prepare_target
+    from aialliance_cli.tune import accuracy as A
+
+    spec.validate()
+    threshold = A.check_min_accuracy(min_accuracy)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < A.MIN_INPUTS:
+        raise BadInputError(
+            f"the accuracy check needs at least {A.MIN_INPUTS} input sets, got {samples!r}"
+        )
+    say = status or (lambda _msg: None)
+    tgt = prepare_target(target, allow_network=allow_network, status=say)
+    isa = isa_preset()
+    resolved = spec.resolved(isa)
+    calibration = None
+    if resolved.method == "static":
+        say(f"making {resolved.calibration} calibration input sets")
+        calibration = calibration_inputs(tgt, resolved.calibration or DEFAULT_CALIBRATION)
+    prepared = prepare(
+        tgt.model_path, spec, calibration=calibration, isa=isa, name=tgt.name, status=say
+    )
+    say("checking the outputs against the fp32 model on the CPU EP")
+    session = A.cpu_session(Path(tgt.model_path))
+    first = A.profile_inputs(tgt, samples, session=session)
+    kinds = [first]
+    if first.kind == "sentences":
+        kinds.append(A.profile_inputs(tgt, samples, kind="random", session=session))
+    accuracy = {}
+    cand = A.cpu_session(prepared.path)
+    for inputs in kinds:
+        ref = A.Reference(
+            inputs,
+            A.run_outputs(tgt.model_path, inputs.feeds, session=session),
+            tgt.profile.task if tgt.profile is not None else "generic",
+            tgt,
+        )
+        accuracy[inputs.kind] = A.compare(
+            ref, A.run_outputs(prepared.path, inputs.feeds, session=cand)
+        )
+    task = tgt.profile.task if tgt.profile is not None else "generic"
+    threshold = A.default_min_accuracy(task) if threshold is None else threshold
+    passed = accuracy[first.kind].passes(threshold)
+    return QuantizeReport(tgt, prepared, accuracy, threshold, passed)
