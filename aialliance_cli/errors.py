@@ -17,7 +17,9 @@ class ExitCode(IntEnum):
     RUNTIME_FAILURE = 1  # valid input broke while running
     BAD_INPUT = 2  # bad usage, bad profile/model/value
     UNAVAILABLE = 3  # asked-for hardware/EP missing (--strict) or a coverage gate failed
-    INTERRUPTED = 130  # Ctrl-C; partial results kept
+    INTERRUPTED = 130  # Ctrl-C (SIGINT); partial results kept
+    TERMINATED = 143  # SIGTERM; partial results kept (aialliance_cli/interrupts.py)
+    HANGUP = 129  # SIGHUP; partial results kept
 
 
 class AiaError(Exception):

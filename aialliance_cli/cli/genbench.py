@@ -46,6 +46,7 @@ def bench_generation_cli(
     md: bool,
     out: Path | None,
 ) -> None:
+    from aialliance_cli import interrupts
     from aialliance_cli.cli.output import print_json, show, spinner, table, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.textgen import bench_text, prepare_generation
@@ -90,7 +91,7 @@ def bench_generation_cli(
             )
         )
     if any(r["status"] == "interrupted" for r in records):
-        raise typer.Exit(130)
+        raise typer.Exit(interrupts.exit_code())
 
 
 _COLUMNS = [

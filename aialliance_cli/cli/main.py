@@ -59,8 +59,11 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (commands map their own errors; see output.handles_errors)."""
+    from aialliance_cli import interrupts
+
+    interrupts.install()  # SIGTERM and SIGHUP stop aia like Ctrl-C: results kept, 143 / 129
     try:
         app(args=argv, prog_name="aia")
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
-        sys.exit(130)
+        sys.exit(interrupts.exit_code())

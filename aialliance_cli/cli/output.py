@@ -191,8 +191,10 @@ def handles_errors(func: Any) -> Any:
             error(str(exc))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
+            from aialliance_cli import interrupts
+
             error("interrupted")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise typer.Exit(interrupts.exit_code()) from None
         except (typer.Exit, typer.Abort):
             raise
         except BrokenPipeError:  # `aia detect | head -1`: the reader left; that is fine

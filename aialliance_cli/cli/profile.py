@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aialliance_cli import interrupts
 from aialliance_cli.cli import options as o
 from aialliance_cli.cli.output import handles_errors
 
@@ -113,7 +114,7 @@ def profile(
                     "https://ui.perfetto.dev or chrome://tracing)"
                 )
     if run.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(interrupts.exit_code())
 
 
 def register(app: typer.Typer) -> None:

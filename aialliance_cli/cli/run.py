@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aialliance_cli import interrupts
 from aialliance_cli.cli import options as o
 from aialliance_cli.cli.output import handles_errors
 
@@ -223,7 +224,7 @@ def _run_generation(
         ]
         show(table(f"{data['profile']['name']}: generation", ["", ""], rows))
     if out.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(interrupts.exit_code())
 
 
 def printable(text: str) -> bool:

@@ -739,8 +739,12 @@ def bench(
     progress: Callable[[int, int | None, float], None] | None = None,
     allow_network: bool = False,
     prepared: Prepared | None = None,
+    on_measured: Callable[[], None] | None = None,
 ) -> BenchOutput:
-    """Benchmark one configuration; Ctrl-C returns the partial result (status 'interrupted')."""
+    """Benchmark one configuration; Ctrl-C returns the partial result (status 'interrupted').
+
+    ``on_measured()`` is called as soon as the loop is over, before the statistics.
+    """
     from aialliance_cli.results.stats import latency_stats
     from aialliance_cli.runtime.bench import run_loop
 
@@ -764,6 +768,8 @@ def bench(
         monitor = PowerMonitor(gpus=None, probe_gpus=bool(p.inventory.gpus)).start()
     try:
         m = run_loop(p.built.session, p.feeds, settings, progress)
+        if on_measured is not None:
+            on_measured()
     except Exception as exc:
         raise _run_error(exc, p.target) from exc
     finally:

@@ -66,6 +66,18 @@ def _machine_busy_s() -> float | None:
 
 
 def _peak_rss_bytes() -> int | None:
+    """This process's peak RSS: Linux VmHWM, else getrusage.
+
+    getrusage's ru_maxrss would include the parent's resident memory at fork
+    time, which survives the exec on Linux; VmHWM belongs to the new image.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     except Exception:

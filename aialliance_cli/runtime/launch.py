@@ -69,105 +69,213 @@ def run_worker(
     """Run ``job`` in a fresh ``python -m aialliance_cli.runtime.worker`` and return its result.
 
     A worker that cannot start, crashes or runs past ``timeout_s`` gives a failed
-    result. Ctrl-C sends SIGINT to the worker, waits up to INTERRUPT_GRACE_S for
-    what it measured, kills it, and raises WorkerInterrupted with that result.
+    result (the time its statistics take after the loop does not count; what it
+    measured before the timeout is kept in that result). Ctrl-C, SIGTERM or SIGHUP
+    sends SIGINT to the worker, waits up to INTERRUPT_GRACE_S for what it measured
+    (further signals are held back meanwhile), kills it, and raises
+    WorkerInterrupted with that result. The worker watches this process: when it
+    dies, even by SIGKILL, the worker removes its temp folder and ends
+    (``runtime/worker.py``). The temp folder is gone when this returns or raises.
     """
-    from aialliance_cli.envs.registry import worker_environ
+    from aialliance_cli import interrupts
 
     python = python or sys.executable
     env_name = (job.get("environment") or {}).get("name")
     where = f"environment '{env_name}' ({python})" if env_name else python
-    workdir = Path(tempfile.mkdtemp(prefix="aia-worker-"))
+    workdir: Path | None = None
+    proc: subprocess.Popen[str] | None = None
+    err: Any = None
+    try:
+        with interrupts.deferred():  # no orphaned worker, no stray folder, on a signal here
+            workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+            job = {**job, "result_path": str(workdir / "result.json")}
+            err = open(workdir / "stderr.txt", "w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+            try:
+                proc = _spawn(python, workdir, err)
+            except OSError as exc:
+                return failed_result(
+                    job,
+                    f"cannot start the worker in {where}: {exc.strerror or exc}",
+                    kind="runtime",
+                    exit_code=1,
+                )
+        return _supervise(proc, job, workdir, err, where, timeout_s, on_event)
+    finally:
+        with interrupts.deferred():
+            if proc is not None:
+                _close(proc)
+            if err is not None:
+                err.close()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+WORKDIR_PREFIX = "aia-worker-"
+# After the loop the worker computes its statistics; they get this long, beyond --timeout.
+STATS_GRACE_S = 120.0
+
+
+def _spawn(python: str, workdir: Path, err: Any) -> subprocess.Popen[str]:
+    from aialliance_cli.envs.registry import worker_environ
+
+    extra = {
+        "AIA_WORKER": "1",
+        "PYTHONUNBUFFERED": "1",
+        # The worker ends (and removes workdir) when this process is gone: stdin reaches
+        # EOF, or on Linux the parent-death signal arrives (runtime/worker.py).
+        "AIA_WORKER_PARENT": str(os.getpid()),
+        "AIA_WORKER_DIR": str(workdir),
+    }
+    # cwd in a temp dir: the user's folder must not shadow aia's modules.
+    return subprocess.Popen(
+        [python, "-m", "aialliance_cli.runtime.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        cwd=workdir,
+        env=worker_environ(extra),
+        start_new_session=(os.name == "posix"),
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    """No worker outlives run_worker: kill one still running, close its pipes."""
+    if proc.poll() is None:
+        _kill(proc)
+        with contextlib.suppress(Exception):
+            proc.wait(5)
+    for f in (proc.stdin, proc.stdout):
+        with contextlib.suppress(Exception):
+            if f is not None:
+                f.close()
+
+
+def _supervise(
+    proc: subprocess.Popen[str],
+    job: dict[str, Any],
+    workdir: Path,
+    err: Any,
+    where: str,
+    timeout_s: float | None,
+    on_event: Event | None,
+) -> dict[str, Any]:
     result_path = workdir / "result.json"
-    job = {**job, "result_path": str(result_path)}
-    stderr_path = workdir / "stderr.txt"
     other: list[str] = []
+    measured_at: list[float] = []  # set when the worker says its loop is over
 
     def fail(msg: str, kind: str, code: int = 1, status: str = "failed") -> dict[str, Any]:
         return failed_result(job, msg, kind=kind, exit_code=code, status=status)
 
-    try:
-        with open(stderr_path, "w+", encoding="utf-8", errors="replace") as err:
-            try:
-                # cwd in a temp dir: the user's folder must not shadow aia's modules.
-                proc = subprocess.Popen(
-                    [python, "-m", "aialliance_cli.runtime.worker"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    cwd=workdir,
-                    env=worker_environ({"AIA_WORKER": "1", "PYTHONUNBUFFERED": "1"}),
-                    start_new_session=(os.name == "posix"),
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                )
-            except OSError as exc:
-                return fail(f"cannot start the worker in {where}: {exc.strerror or exc}", "runtime")
-
-            def read() -> None:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    if line.startswith(EVENT_PREFIX):
+    def read() -> None:
+        assert proc.stdout is not None
+        with contextlib.suppress(Exception):  # closed under the reader at the end
+            for line in proc.stdout:
+                if line.startswith(EVENT_PREFIX):
+                    with contextlib.suppress(Exception):
+                        event = json.loads(line[len(EVENT_PREFIX) :])
+                        if event.get("event") == "measured" and not measured_at:
+                            measured_at.append(time.monotonic())
                         if on_event is not None:
-                            # A display problem must not stop the measuring.
-                            with contextlib.suppress(Exception):
-                                on_event(json.loads(line[len(EVENT_PREFIX) :]))
-                    elif line.strip():
-                        other.append(line.rstrip())
-                        del other[:-20]
+                            on_event(event)  # a display problem must not stop the measuring
+                elif line.strip():
+                    other.append(line.rstrip())
+                    del other[:-20]
 
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
-            started = time.monotonic()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    started = time.monotonic()
+    try:
+        try:
+            assert proc.stdin is not None
+            # One line, and stdin stays open: its EOF tells the worker this process is gone.
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker died at start; its exit code and stderr say why
+        while True:
             try:
-                try:
-                    assert proc.stdin is not None
-                    proc.stdin.write(json.dumps(job))
-                    proc.stdin.close()
-                except (BrokenPipeError, OSError):
-                    pass  # the worker died at start; its exit code and stderr say why
-                proc.wait(timeout=timeout_s)
+                proc.wait(timeout=0.2)
+                break
             except subprocess.TimeoutExpired:
-                _kill(proc)
-                proc.wait()
-                reader.join(2)
-                return fail(
-                    f"the configuration ran past --timeout {timeout_s:g} s and its worker "
-                    "was stopped",
-                    "timeout",
-                )
-            except KeyboardInterrupt:
-                _kill(proc, signal.SIGINT)
-                try:
-                    proc.wait(timeout=INTERRUPT_GRACE_S)
-                except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                    _kill(proc)
-                    proc.wait()
-                reader.join(2)
-                kept = _read_result(result_path)
-                if kept is None or kept.get("status") == "failed":
-                    kept = fail(
-                        "interrupted before the configuration finished",
-                        "interrupted",
-                        130,
-                        status="interrupted",
-                    )
-                raise WorkerInterrupted(kept) from None
-            reader.join(5)
-            result = _read_result(result_path)
-            if result is not None:
-                return result
-            err.seek(0)
-            tail = [x for x in err.read().splitlines() if x.strip()][-6:] + other[-3:]
-            elapsed = time.monotonic() - started
-            return fail(
-                f"the worker in {where} ended with {_signal_name(proc.returncode)} after "
-                f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
-                "crash",
+                pass
+            now = time.monotonic()
+            if measured_at:
+                if now - measured_at[0] > STATS_GRACE_S:
+                    return _timed_out(proc, result_path, fail, measured=True, timeout_s=timeout_s)
+            elif timeout_s is not None and now - started > timeout_s:
+                return _timed_out(proc, result_path, fail, measured=False, timeout_s=timeout_s)
+    except KeyboardInterrupt:
+        _stop(proc, measured_at)
+        reader.join(2)
+        kept = _read_result(result_path)
+        if kept is None or kept.get("status") == "failed":
+            kept = fail(
+                "interrupted before the configuration finished",
+                "interrupted",
+                130,
+                status="interrupted",
             )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        raise WorkerInterrupted(kept) from None
+    reader.join(5)
+    result = _read_result(result_path)
+    if result is not None:
+        return result
+    err.seek(0)
+    tail = [x for x in err.read().splitlines() if x.strip()][-6:] + other[-3:]
+    elapsed = time.monotonic() - started
+    return fail(
+        f"the worker in {where} ended with {_signal_name(proc.returncode)} after "
+        f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
+        "crash",
+    )
+
+
+def _stop(proc: subprocess.Popen[str], measured_at: list[float]) -> None:
+    """SIGINT the worker and give it INTERRUPT_GRACE_S (its statistics STATS_GRACE_S) to
+    write what it kept; signals meanwhile are held back, then it is killed."""
+    _kill(proc, signal.SIGINT)
+    start = time.monotonic()
+    while proc.poll() is None:
+        limit = STATS_GRACE_S if measured_at else INTERRUPT_GRACE_S
+        if time.monotonic() - start > limit:
+            break
+        try:
+            proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C must not throw away what the worker is writing
+    if proc.poll() is None:
+        _kill(proc)
+        with contextlib.suppress(Exception):
+            proc.wait(5)
+
+
+def _timed_out(
+    proc: subprocess.Popen[str],
+    result_path: Path,
+    fail: Any,
+    *,
+    measured: bool,
+    timeout_s: float | None,
+) -> dict[str, Any]:
+    """Stop a worker past its time; a failed result that keeps what it measured."""
+    if measured:
+        msg = f"the worker's statistics ran past {STATS_GRACE_S:g} s and it was stopped"
+    else:
+        msg = f"the configuration ran past --timeout {timeout_s:g} s and its worker was stopped"
+    _stop(proc, [])
+    kept = _read_result(result_path)
+    res = fail(msg, "timeout")
+    if kept is not None and (kept.get("metrics") or {}).get("latency_ms"):
+        kept["status"] = "failed"
+        kept["error"] = msg + " (what it measured until then is kept)"
+        kept["failure"] = {"kind": "timeout", "exit_code": 1}
+        return kept
+    return res
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:

@@ -238,6 +238,7 @@ def profile_one(
     status: Status,
     progress: Progress | None,
     on_session: Callable[[str], None] | None = None,
+    on_measured: Callable[[], None] | None = None,
 ) -> EpProfile:
     from aialliance_cli.analysis.opprofile import parse_profile
     from aialliance_cli.runtime.api import _coverage_gate, _flops, open_session
@@ -273,6 +274,8 @@ def profile_one(
         warmup_done, runs_done, interrupted, error = _loop(
             session, p.feeds, ov.warmup or 0, ov.iterations or 1, progress
         )
+        if on_measured is not None:
+            on_measured()
         trace_file = Path(session.end_profiling())  # always, so what ran is kept
         if error is not None:
             from aialliance_cli.runtime.api import _run_error
@@ -491,6 +494,7 @@ def profile_here(
     status: Status = _quiet,
     progress: Progress | None = None,
     on_session: Callable[[str], None] | None = None,
+    on_measured: Callable[[], None] | None = None,
 ) -> EpProfile:
     """Profile ``ov.ep`` (None: the plan's first EP) in this environment, no routing.
 
@@ -506,7 +510,9 @@ def profile_here(
     )
     check_counts(ov.warmup or 0, ov.iterations or 0, top)
     dest = trace_destinations(trace, [ov.ep])[0]
-    return profile_one(target, ov.ep, ov, dest, top, detect(), status, progress, on_session)
+    return profile_one(
+        target, ov.ep, ov, dest, top, detect(), status, progress, on_session, on_measured
+    )
 
 
 def check_counts(warmup: int, iterations: int, top: int) -> None:

@@ -336,10 +336,12 @@ class SweepOutcome:
 
 
 def exit_code(results: Sequence[dict[str, Any]], interrupted: bool = False) -> int:
-    """130 interrupted; 0 all ok; the shared code when every one failed alike (2 bad
-    input, 3 unavailable); 1 otherwise."""
+    """128 + the signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); 0 all ok;
+    the shared code when every one failed alike (2 bad input, 3 unavailable); 1 otherwise."""
     if interrupted or any(r.get("status") == "interrupted" for r in results):
-        return 130
+        from aialliance_cli import interrupts
+
+        return interrupts.exit_code()
     failed = [r for r in results if r.get("status") != "ok"]
     if not failed:
         return 0

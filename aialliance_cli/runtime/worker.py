@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,14 +101,19 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
     def progress(done: int, total: int | None, elapsed: float) -> None:
         on_event({"event": "progress", "done": done, "total": total, "elapsed": elapsed})
 
+    def measured() -> None:
+        _disarm_interrupts()  # the statistics of what was measured are always computed
+        on_event({"event": "measured"})  # the parent's --timeout stops counting
+
     prepared = open_session(target, ov, status=status)
     _arm_interrupts()  # a Ctrl-C that came while importing or building is honoured now
     on_event({"event": "session", "ep": prepared.built.ep})
     scenario = job.get("scenario")
     if scenario:
-        result = _loadgen_result(prepared, ov, scenario, status)
+        result = _loadgen_result(prepared, ov, scenario, status, measured)
     else:
-        result = bench(overrides=ov, prepared=prepared, progress=progress).result.to_dict()
+        out = bench(overrides=ov, prepared=prepared, progress=progress, on_measured=measured)
+        result = out.result.to_dict()
     result["profile"] = job["target"].get("profile_record") or result["profile"]
     result["config"] = job.get("config") or {}
     result["environment"] = job.get("environment")
@@ -137,6 +143,10 @@ def measure_profile(job: dict[str, Any], on_event: Event = _no_event) -> dict[st
         on_event({"event": "session", "ep": ep})
         _arm_interrupts()  # a Ctrl-C that came while importing or building is honoured now
 
+    def measured() -> None:
+        _disarm_interrupts()
+        on_event({"event": "measured"})
+
     # This environment was chosen for the EP: it never routes further.
     measured = profile_here(
         target,
@@ -146,6 +156,7 @@ def measure_profile(job: dict[str, Any], on_event: Event = _no_event) -> dict[st
         status=status,
         progress=progress,
         on_session=on_session,
+        on_measured=measured,
     )
     result = ep_profile_to_dict(measured)
     result["profile"] = job["target"].get("profile_record") or result["profile"]
@@ -155,7 +166,11 @@ def measure_profile(job: dict[str, Any], on_event: Event = _no_event) -> dict[st
 
 
 def _loadgen_result(
-    p: Any, ov: Any, sc: dict[str, Any], status: Callable[[str], None]
+    p: Any,
+    ov: Any,
+    sc: dict[str, Any],
+    status: Callable[[str], None],
+    measured: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run one LoadGen scenario over the prepared input sets; a kind 'bench' result."""
     import time
@@ -202,6 +217,7 @@ def _loadgen_result(
         server_threads=int(sc.get("server_threads") or 1),
         log_dir=Path(sc["log_dir"]),
     )
+    measured()
     wall, cpu1 = time.perf_counter() - t0, os.times()
     busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     lg = report.to_dict()
@@ -305,31 +321,24 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
-def _peak_rss_own() -> int | None:
-    """This process's own peak RSS (Linux VmHWM).
-
-    getrusage's ru_maxrss would include the parent's resident memory at fork
-    time, which survives the exec on Linux; VmHWM belongs to the new image.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 _PENDING_INTERRUPT = False
 _ARMED = False
+_PARENT: int | None = None  # the pid of the aia that launched this worker
 
 
-def _on_sigint(signum: int, frame: Any) -> None:
-    # A KeyboardInterrupt raised while a C extension (onnxruntime) is importing can be
-    # lost; until the session exists, remember the signal and raise it afterwards.
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT, SIGTERM, SIGHUP: stop measuring and keep what was measured.
+
+    A KeyboardInterrupt raised while a C extension (onnxruntime) is importing can be
+    lost; until the session exists the signal is remembered and raised afterwards.
+    After the loop (:func:`_disarm_interrupts`) it is ignored: the statistics of what
+    was measured are computed and written. With the parent gone, the worker ends.
+    """
     global _PENDING_INTERRUPT
+    if _PARENT is not None and os.getppid() != _PARENT:
+        _orphaned()
     if _ARMED:
+        _disarm_interrupts()  # one signal stops the loop; a second must not stop the rest
         raise KeyboardInterrupt
     _PENDING_INTERRUPT = True
 
@@ -341,21 +350,88 @@ def _arm_interrupts() -> None:
         raise KeyboardInterrupt
 
 
+def _disarm_interrupts() -> None:
+    """The loop is over: a signal now must not throw away its measurement."""
+    global _ARMED
+    _ARMED = False
+
+
+_ORPHAN_LOCK = threading.Lock()
+
+
+def _orphaned() -> None:
+    """The aia that launched this worker is gone: remove its temp folder and end now."""
+    with _ORPHAN_LOCK:
+        workdir = os.environ.get("AIA_WORKER_DIR")
+        if workdir and Path(workdir).name.startswith("aia-worker-"):
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(1)
+
+
+def _watch_parent() -> None:
+    """End with the parent, however it ends (SIGKILL too).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the handler sees the new parent
+    pid and calls :func:`_orphaned`). Everywhere: a thread reading stdin, which the
+    parent holds open until the worker ends, sees EOF when the parent is gone.
+    """
+    global _PARENT
+    ppid = os.environ.get("AIA_WORKER_PARENT")
+    if not ppid or not ppid.isdigit():
+        return
+    _PARENT = int(ppid)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != _PARENT:  # it died before the death signal was set
+        _orphaned()
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        _orphaned()
+
+    threading.Thread(target=watch, name="aia-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Read the job from stdin (or the file named as the argument), write the result."""
+    """Read the job from stdin (or the file named as the argument), write the result.
+
+    Launched by runtime/launch.py, the job is one line on stdin, which then stays
+    open until the worker ends (its EOF means the parent is gone).
+    """
     import signal
 
-    signal.signal(signal.SIGINT, _on_sigint)
+    handled = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    for sig in handled:
+        signal.signal(sig, _on_signal)
+    if hasattr(signal, "pthread_sigmask"):  # a parent may spawn with them blocked
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
     args = sys.argv[1:] if argv is None else argv
-    text = Path(args[0]).read_text(encoding="utf-8") if args else sys.stdin.read()
+    if args:
+        text = Path(args[0]).read_text(encoding="utf-8")
+    elif os.environ.get("AIA_WORKER_PARENT"):
+        text = sys.stdin.readline()
+        _watch_parent()
+    else:
+        text = sys.stdin.read()
     job = json.loads(text)
     if job.get("version", JOB_VERSION) > JOB_VERSION:
         sys.stderr.write(f"aia worker: job version {job['version']} is newer than {JOB_VERSION}\n")
         return 2
     result = execute(job, _emit)
-    hwm = _peak_rss_own()
-    if hwm is not None and (result.get("metrics") or {}).get("peak_rss_bytes") is not None:
-        result["metrics"]["peak_rss_bytes"] = hwm
+    _disarm_interrupts()
     from aialliance_cli.results.store import dumps, write_json_atomic
 
     if job.get("result_path"):
@@ -365,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     if result.get("status") == "ok":
         return 0
+    if result.get("status") == "interrupted":
+        return 130
     return int((result.get("failure") or {}).get("exit_code") or 1)
 
 

@@ -1,0 +1,268 @@
+"""Fault injection, for real: signals to a running ``aia bench`` and to a worker's launcher.
+
+Each case starts aia (or a small driver over runtime/launch.py) in a subprocess
+with its own TMPDIR and AIA_HOME, on a small model the test builds, sends the
+signal at a chosen moment, and checks: the exit code (130 SIGINT, 143 SIGTERM,
+129 SIGHUP), that every ``--out`` line parses, that what was measured is kept,
+that the worker process is gone within a few seconds and that no temp folder
+of a worker remains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import matmul_model  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and signals")
+
+REPO = Path(__file__).resolve().parents[2]
+CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TMPDIR"] = str(tmp / "tmp")
+    env["AIA_HOME"] = str(tmp / "home")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    (tmp / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def _aia(tmp: Path, *args: str) -> subprocess.Popen[str]:
+    # A fresh process group and SIGINT not ignored, as at a terminal.
+    return subprocess.Popen(
+        [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
+        cwd=tmp,
+        env=_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _worker_of(proc: subprocess.Popen[str], timeout: float = 90) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for child in _children(proc.pid):
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"aialliance_cli.runtime.worker" in cmd:
+                return child
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no worker started")
+
+
+def _writes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _wait_for_loop(worker: int, timeout: float = 90) -> None:
+    """Until the worker is in its measuring loop: it then reports progress ten times a
+    second, so its count of write calls grows in every quarter second (before the loop
+    it writes a status line now and then)."""
+    end = time.monotonic() + timeout
+    prev, streak = _writes(worker), 0
+    while time.monotonic() < end:
+        time.sleep(0.25)
+        try:
+            cur = _writes(worker)
+        except OSError:
+            return
+        streak = streak + 1 if cur > prev else 0
+        prev = cur
+        if streak >= 4:
+            return
+    raise AssertionError("the worker never started measuring")
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # exited, waiting for its parent to reap it
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _no_worker_dirs(tmp: Path) -> None:
+    left = [p.name for p in (tmp / "tmp").iterdir() if p.name.startswith("aia-")]
+    assert not left, f"temp folders left behind: {left}"
+
+
+def _records(out: Path) -> list[dict]:
+    if not out.exists():
+        return []
+    text = out.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), "the last line of --out is incomplete"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return matmul_model(tmp_path_factory.mktemp("faults") / "mm.onnx", k=64, n=64)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_during_the_loop_keeps_the_measurement(
+    sig: signal.Signals, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _aia(tmp_path, "bench", str(model), "--duration", "60", "--out", str(out))
+    worker = _worker_of(proc)
+    _wait_for_loop(worker)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == CODES[sig], stderr
+    assert _gone(worker)
+    _no_worker_dirs(tmp_path)
+    (rec,) = _records(out)
+    assert rec["status"] == "interrupted"
+    assert rec["metrics"]["iterations"] > 0
+    assert rec["metrics"]["latency_ms"]["p50"] > 0
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_while_the_worker_starts(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _aia(tmp_path, "bench", str(model), "--duration", "60", "--out", str(out))
+    worker = _worker_of(proc)
+    proc.send_signal(signal.SIGTERM)  # importing or building the session
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert _gone(worker)
+    _no_worker_dirs(tmp_path)
+    for rec in _records(out):
+        assert rec["status"] == "interrupted"
+    assert "Traceback" not in stderr
+
+
+def test_sigkill_of_aia_ends_its_worker(model: Path, tmp_path: Path) -> None:
+    proc = _aia(tmp_path, "bench", str(model), "--duration", "60")
+    worker = _worker_of(proc)
+    _wait_for_loop(worker)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert _gone(worker, within=10), "the worker outlived a SIGKILLed aia"
+    _no_worker_dirs(tmp_path)
+
+
+def test_sigint_between_sweep_configurations(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _aia(tmp_path, "bench", str(model), "--threads", "1,2", "-n", "200", "--out", str(out))
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # "[2/2] threads=2" once the first configuration is done
+        seen.append(line)
+        if line.startswith("[2/2]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + rest
+    _no_worker_dirs(tmp_path)
+    recs = _records(out)
+    assert recs and recs[0]["status"] == "ok"
+    assert all(r["status"] in ("ok", "interrupted") for r in recs)
+
+
+# ----------------------------------------------------------------------------- precise moments
+
+DRIVER = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from aialliance_cli import interrupts
+    from aialliance_cli.runtime.api import Overrides, prepare_target
+    from aialliance_cli.runtime.launch import WorkerInterrupted, run_job
+    from aialliance_cli.runtime.sweep import SweepPoint, make_job
+
+    model, moment, sig, twice = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+    interrupts.install()
+    job = make_job(prepare_target(model), Overrides(duration_s=30), SweepPoint(), label="x")
+    sent = []
+
+    def on_event(ev):
+        hit = {"loop": ev.get("event") == "progress" and (ev.get("done") or 0) > 0,
+               "stats": ev.get("event") == "measured"}[moment]
+        if hit and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), sig)
+            if twice:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        res = run_job(job, on_event=on_event, timeout_s=5)
+    except WorkerInterrupted as stop:
+        res = stop.result
+    print(json.dumps({"status": res["status"], "metrics": res.get("metrics"),
+                      "error": res.get("error"), "code": interrupts.exit_code()}))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("moment", "sig", "twice"),
+    [("loop", signal.SIGTERM, False), ("stats", signal.SIGINT, True)],
+)
+def test_launcher_keeps_what_was_measured(
+    moment: str, sig: signal.Signals, twice: bool, model: Path, tmp_path: Path
+) -> None:
+    """A signal at the first measured run, or during the statistics (and a second one)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(model), moment, str(int(sig)), "1" if twice else "0"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["code"] == CODES[sig]
+    assert res["metrics"]["iterations"] > 0, res
+    assert res["metrics"]["latency_ms"]["p50"] > 0
+    _no_worker_dirs(tmp_path)
+
+
+def test_timeout_counts_the_loop_not_the_statistics(model: Path, tmp_path: Path) -> None:
+    """--timeout 12 on a 30-s loop: stopped, failed with kind timeout, what ran is kept."""
+    out = tmp_path / "out.jsonl"
+    proc = _aia(
+        tmp_path, "bench", str(model), "--duration", "30", "--timeout", "12", "--out", str(out)
+    )
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 1, stderr
+    (rec,) = _records(out)
+    assert rec["status"] == "failed"
+    assert rec["failure"]["kind"] == "timeout"
+    if rec["metrics"].get("iterations"):  # what ran before the timeout is kept
+        assert rec["metrics"]["latency_ms"]["p50"] > 0
+    _no_worker_dirs(tmp_path)
