@@ -292,7 +292,7 @@ def bench(
         from aialliance_cli.models.variants import parse_variants
 
         variants = parse_variants(tgt, variant)  # unknown names: exit 2 before anything runs
-        inventory = detect()
+        inventory = detect(disk_cache=True)  # the parent builds no session: cached facts do
         envs = list_envs()
         here = S.current_eps(inventory)
         if eps == [S.ALL]:

@@ -171,14 +171,21 @@ def expand(
 
 
 def current_eps(inventory: Any = None) -> list[str]:
-    """EPs usable in this Python environment: the plan's, then the build's (not remote ones)."""
-    import onnxruntime as ort
+    """EPs usable in this Python environment: the plan's, then the build's (not remote ones).
 
+    Reads ONNX Runtime's answers from ``aia detect``'s short-lived cache where it
+    holds them: the parent of a worker need not import onnxruntime at all.
+    """
     from aialliance_cli.providers.catalogue import find_spec
     from aialliance_cli.providers.planner import plan_for_machine
 
-    the_plan = plan_for_machine(inventory=inventory)
-    eps = list(dict.fromkeys([*the_plan.eps, *ort.get_available_providers()]))
+    if inventory is None:
+        from aialliance_cli.hardware import detect
+
+        inventory = detect(disk_cache=True)
+    the_plan = plan_for_machine(inventory=inventory, disk_cache=True)
+    built = list(inventory.software.available_providers)
+    eps = list(dict.fromkeys([*the_plan.eps, *built]))
     return [e for e in eps if not (find_spec(e) is not None and find_spec(e).remote)]
 
 

@@ -56,3 +56,27 @@ def test_run_does_not_import_onnx_once_facts_are_cached(tmp_path: Path) -> None:
     _aia("run", str(model), "--json")
     _, heavy = _aia("run", str(model), "--json")
     assert heavy == []
+
+
+def test_bench_parent_leaves_onnxruntime_to_its_worker(tmp_path: Path) -> None:
+    """The parent of a worker builds no session: with detect's cache warm it imports no ORT."""
+    model = matmul_model(tmp_path / "mm.onnx")
+    code = _RUN.replace(
+        "'onnx', 'torch'", "'onnx', 'onnxruntime', 'torch'"
+    )  # the parent's own modules
+    args = ("bench", str(model), "-n", "2", "--warmup", "1", "--json")
+    runs = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ.copy(),
+        )
+        runs.append(out)
+    line = next(x for x in runs[1].stderr.splitlines() if x.startswith("HEAVY="))
+    assert line == "HEAVY="
+    result = json.loads(runs[1].stdout)
+    result = result[0] if isinstance(result, list) else result
+    assert result["status"] == "ok" and result["metrics"]["latency_ms"]["p50"] > 0
