@@ -75,6 +75,14 @@ def bench(
     strict: o.Strict = False,
     text: o.Text = None,
     input: o.InputFiles = None,
+    input_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-dir",
+            help="A folder of real inputs (images, audio, .npy/.npz): one input set per file "
+            "(per window for windowed audio), rotated through while measuring.",
+        ),
+    ] = None,
     same_input: Annotated[
         bool, typer.Option("--same-input", help="Feed one input set every time (no rotation).")
     ] = False,
@@ -204,6 +212,7 @@ def bench(
             "--until-stable": until_stable,
             "--duration": duration,
             "--input": input,
+            "--input-dir": input_dir,
             "--text": text,
             "--min-coverage": min_coverage,
             "--variant": variant,
@@ -277,6 +286,7 @@ def bench(
         duration_s=duration,
         text=o.read_text(text),
         input_files=tuple(Path(p).expanduser().absolute() for p in input or ()),
+        input_dir=str(input_dir.expanduser().absolute()) if input_dir is not None else None,
         strict=strict,
         input_sets=1 if same_input else 4,
         allow_custom_ops=allow_custom_ops,

@@ -47,7 +47,11 @@ Text = Annotated[
 ]
 InputFiles = Annotated[
     list[Path] | None,
-    typer.Option("--input", help="A .npy or .npz file of inputs (npz keys are input names)."),
+    typer.Option(
+        "--input",
+        help="A .npy/.npz file of inputs (npz keys are input names), or an image or audio "
+        "file, preprocessed as the profile's inputs.image/inputs.audio say.",
+    ),
 ]
 AllowNetwork = Annotated[
     bool,

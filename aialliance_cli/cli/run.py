@@ -151,11 +151,16 @@ def _render(out: Any, data: dict[str, Any]) -> None:
             else ""
         )
         rows.append((name, "×".join(map(str, s["shape"])), s["dtype"], summary))
+    windows = data["metrics"].get("windows")
     caption = (
         f"ran on {ep['name']} ({ep.get('device') or 'default device'}) in "
-        f"{data['metrics']['latency_ms']:.2f} ms; session built in "
-        f"{data['metrics']['session_create_s']:.2f} s"
+        f"{data['metrics']['latency_ms']:.2f} ms"
+        + (f" ({windows} windows in order, state carried)" if windows else "")
+        + f"; session built in {data['metrics']['session_create_s']:.2f} s"
     )
+    if data["settings"].get("preprocess"):
+        files = ", ".join(data["settings"].get("input_files") or [])
+        caption += f"\ninput: {files} ({data['settings']['preprocess']})"
     placement = ep.get("placement", {}).get("summary")
     if placement:
         caption += f"\nplacement: {placement}"

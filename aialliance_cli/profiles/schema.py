@@ -353,12 +353,92 @@ class TensorSpec(_Strict):
         return "value" if self.value is not None else "file"
 
 
+class ImageResize(_Strict):
+    """How a decoded image is brought to the model's size."""
+
+    # stretch: to height x width; letterbox: scaled to fit, padded with ``fill``;
+    # limit: scaled so that the shorter (limit: min) or longer (max) side is ``side``
+    # (min: only ever up, max: only ever down), as PaddleOCR's detectors do; none: as is.
+    mode: Literal["stretch", "letterbox", "limit", "none"] = "stretch"
+    height: PosInt | None = None
+    width: PosInt | None = None
+    side: PosInt | None = None
+    limit: Literal["min", "max"] = "min"
+    multiple: PosInt = 1  # round each side to a multiple of this (after scaling)
+    fill: Annotated[StrictInt, Field(ge=0, le=255)] = 114
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area"] = "bilinear"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ImageResize:
+        if self.mode in ("stretch", "letterbox") and (self.height is None or self.width is None):
+            raise ValueError(f"mode {self.mode} needs height and width")
+        if self.mode == "limit" and self.side is None:
+            raise ValueError("mode limit needs side (the length of the limited side)")
+        return self
+
+
+def _floats3(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (float(value),)
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        return tuple(float(v) for v in value)
+    raise ValueError("must be a number or a list of numbers (one per channel)")
+
+
+class ImagePreprocess(_Strict):
+    """An image file (--input photo.jpg) made into the model's input tensor."""
+
+    input: NonEmptyStr | None = None  # the model input it feeds (default: the 4-D one)
+    library: Literal["pillow", "opencv"] = "pillow"  # which library resizes (Pillow decodes)
+    color: Literal["rgb", "bgr", "gray"] = "rgb"
+    resize: ImageResize | None = None
+    layout: Literal["nchw", "nhwc"] = "nchw"
+    scale: StrictFloat = 1.0 / 255.0  # applied to the 0-255 pixel values first
+    mean: Annotated[tuple[float, ...], BeforeValidator(_floats3)] = (0.0,)
+    std: Annotated[tuple[float, ...], BeforeValidator(_floats3)] = (1.0,)
+    dtype: Literal["float32", "float16", "uint8"] = "float32"
+
+    @model_validator(mode="after")
+    def _channels(self) -> ImagePreprocess:
+        channels = 1 if self.color == "gray" else 3
+        for key in ("mean", "std"):
+            n = len(getattr(self, key))
+            if n not in (1, channels):
+                raise ValueError(f"{key} has {n} values; give 1 or {channels} (one per channel)")
+        if any(v == 0 for v in self.std):
+            raise ValueError("std values must not be 0")
+        return self
+
+
+class AudioPreprocess(_Strict):
+    """An audio file (--input speech.wav) decoded, made mono, resampled and cut in windows."""
+
+    input: NonEmptyStr | None = None  # the model input it feeds (default: the float input)
+    sample_rate: PosInt
+    window: PosInt | None = None  # samples per model call (None: the whole clip at once)
+    context: NonNegInt = 0  # samples of the previous window put in front of each window
+    # Recurrent state carried from one window to the next by `aia run`: input -> output.
+    state: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _windowed(self) -> AudioPreprocess:
+        if self.window is None and (self.context or self.state):
+            raise ValueError("context and state only apply with window")
+        return self
+
+
 class InputsSpec(_Strict):
     """Values of symbolic dimensions, text to tokenize, and per-input tensor specs."""
 
     dims: dict[NonEmptyStr, PosInt] = Field(default_factory=dict)
     text: TextInput | None = None
     tensors: dict[NonEmptyStr, TensorSpec] = Field(default_factory=dict)
+    image: ImagePreprocess | None = None
+    audio: AudioPreprocess | None = None
 
     @model_validator(mode="after")
     def _shape_names_known(self) -> InputsSpec:

@@ -118,6 +118,7 @@ class Overrides:
     duration_s: float | None = None
     text: str | None = None
     input_files: Sequence[Path] = ()
+    input_dir: str | None = None  # a folder of images/audio/arrays: one input set per file
     strict: bool = False
     input_sets: int = 1
     allow_custom_ops: bool = False
@@ -253,10 +254,115 @@ def _profile_dims(target: Target, ov: Overrides) -> dict[str, int]:
     return dims
 
 
+@dataclass
+class FeedReport:
+    """What make_feeds read: real input files, how they were preprocessed, what to say."""
+
+    files: list[str] = field(default_factory=list)
+    preprocess: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Audio windows that `run` feeds in order, carrying (input, output) state pairs.
+    stream: tuple[tuple[str, str], ...] | None = None
+
+    def record(self) -> dict[str, Any]:
+        if not self.files:
+            return {}
+        out: dict[str, Any] = {"input_files": list(self.files)}
+        if self.preprocess:
+            out["preprocess"] = self.preprocess
+        return out
+
+
+def _media_sets(specs, target: Target, ov: Overrides, report: FeedReport) -> list[dict]:
+    """One input set per image file or audio window (--input FILE, --input-dir DIR)."""
+    from aialliance_cli.runtime import inputs as I
+    from aialliance_cli.runtime import preprocess as P
+
+    files = [Path(f) for f in ov.input_files]
+    if ov.input_dir:
+        files += P.input_files_in(Path(ov.input_dir))
+    media = [f for f in files if P.file_kind(f) in ("image", "audio")]
+    if not media:
+        return []
+    inputs = target.profile.inputs if target.profile is not None else None
+    where = f"profile {target.loaded.path}" if target.loaded is not None else "the model"
+    sets: list[dict[str, np.ndarray]] = []
+    by_name = {s.name: s for s in specs}
+    for f in media:
+        kind = P.file_kind(f)
+        declared = getattr(inputs, kind, None) if inputs is not None else None
+        name = getattr(declared, "input", None)
+        if name is not None and name not in by_name:
+            raise BadInputError(
+                f"{where}: inputs.{kind}.input '{name}' is not an input of the model "
+                f"(its inputs: {', '.join(by_name)})"
+            )
+        if kind == "image":
+            if name is None:
+                four = [s for s in specs if len(s.shape) == 4 and s.dtype.startswith("float")]
+                if not four:
+                    raise BadInputError(
+                        f"{f} is an image, but the model has no 4-D float input to feed it to "
+                        f"(its inputs: {', '.join(by_name)})"
+                    )
+                name = four[0].name
+            if declared is not None:
+                settings = P.ImageSettings.from_profile(declared)
+            else:
+                settings = P.guess_image_settings(by_name[name].shape)
+                if settings is None:
+                    raise BadInputError(
+                        f"{f} is an image, but input '{name}' {I._fmt_shape(by_name[name].shape)} "
+                        "has no channel axis of 1 or 3; declare inputs.image in a profile "
+                        "(docs/profiles.md)"
+                    )
+                msg = (
+                    f"{where} declares no inputs.image: images are read as "
+                    f"{settings.describe()}; declare the model's own preprocessing "
+                    "(docs/profiles.md#images-and-audio)"
+                )
+                if msg not in report.warnings:
+                    report.warnings.append(msg)
+            report.preprocess = f"image -> {name}: {settings.describe()}"
+            sets.append({name: P.image_tensor(f, settings)})
+        else:
+            if declared is None:
+                raise BadInputError(
+                    f"{f} is an audio file, but {where} declares no inputs.audio (the sample "
+                    "rate and window the model expects; docs/profiles.md#images-and-audio)"
+                )
+            if name is None:
+                floats = [s for s in specs if s.dtype.startswith("float") and len(s.shape) >= 1]
+                name = floats[0].name if floats else specs[0].name
+            a = P.AudioSettings.from_profile(declared)
+            report.preprocess = f"audio -> {name}: {a.describe()}"
+            for pair in declared.state.items():
+                if pair[0] not in by_name:
+                    raise BadInputError(
+                        f"{where}: inputs.audio.state names input '{pair[0]}', which the model "
+                        f"lacks (its inputs: {', '.join(by_name)})"
+                    )
+            windows = P.audio_windows(f, a)
+            sets.extend({name: w} for w in windows)
+            if a.window:
+                report.stream = tuple(declared.state.items())
+        report.files.append(str(f))
+    return sets
+
+
 def make_feeds(
-    session: Any, target: Target, ov: Overrides, *, n_sets: int = 1
+    session: Any,
+    target: Target,
+    ov: Overrides,
+    *,
+    n_sets: int = 1,
+    report: FeedReport | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], dict[str, int]]:
-    """Build ``n_sets`` distinct input sets and the resolved symbolic dims."""
+    """Build ``n_sets`` distinct input sets and the resolved symbolic dims.
+
+    Real images and audio (``--input``, ``--input-dir``) make one set each (one per
+    window for windowed audio) and then set the count: bench rotates through them all.
+    """
     from aialliance_cli.runtime import inputs as I
 
     specs = I.input_specs(session)
@@ -297,10 +403,31 @@ def make_feeds(
         texts = [text_cfg.value] if isinstance(text_cfg.value, str) else list(text_cfg.value)
     if texts is not None:
         provided.update(_tokenized(specs, dims, texts, target, text_cfg))
-    for f in ov.input_files:
-        provided.update(I.load_array_file(Path(f)))
-    if provided:
-        dims = _dims_from_arrays(specs, dims, provided, ov)
+    from aialliance_cli.runtime.preprocess import file_kind, input_files_in
+
+    report = report if report is not None else FeedReport()
+    array_files = [Path(f) for f in ov.input_files if file_kind(Path(f)) not in ("image", "audio")]
+    for f in array_files:
+        provided.update(I.load_array_file(f))
+    media = _media_sets(specs, target, ov, report)
+    if ov.input_dir:  # arrays in the folder are input sets of their own, like its images
+        media += [
+            I.load_array_file(f)
+            for f in input_files_in(Path(ov.input_dir))
+            if file_kind(f) == "array"
+        ]
+        report.files += [
+            str(f) for f in input_files_in(Path(ov.input_dir)) if file_kind(f) == "array"
+        ]
+    if media and (n_sets > 1 or report.stream is not None):
+        n_sets = len(media)  # rotate through every real input
+    set_dims = [
+        _dims_from_arrays(specs, dims, {**provided, **media[i % len(media)]}, ov)
+        if media
+        else (_dims_from_arrays(specs, dims, provided, ov) if provided else dims)
+        for i in range(max(1, n_sets) if media else 1)
+    ]
+    dims = set_dims[0]
     shapes = {name: r.shape for name, r in rules.items() if r.shape}
     I.check_size(specs, dims, max(1, n_sets), shapes)
     vocab = I.vocab_sizes(target.model_path)
@@ -309,10 +436,29 @@ def make_feeds(
         given_arrays = provided
         if seed and texts is not None and "input_ids" in provided and not ov.input_files:
             given_arrays = {**provided, "input_ids": _vary_tokens(provided, vocab, seed)}
+        if media:
+            given_arrays = {**given_arrays, **media[seed % len(media)]}
         sets.append(
-            I.build_feeds(specs, dims, rules=rules, provided=given_arrays, vocab=vocab, seed=seed)
+            I.build_feeds(
+                specs,
+                set_dims[seed % len(set_dims)],
+                rules=rules,
+                provided=given_arrays,
+                vocab=vocab,
+                seed=seed,
+            )
+        )
+    if len({tuple(sorted(d.items())) for d in set_dims}) > 1:
+        report.warnings.append(
+            f"the {len(set_dims)} input sets differ in size (dims from "
+            f"{_fmt_dims(set_dims[0])} to {_fmt_dims(set_dims[-1])}); the latency figures "
+            "mix them, as a stream of real inputs would"
         )
     return sets, dims
+
+
+def _fmt_dims(dims: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(dims.items())) or "fixed"
 
 
 def _vary_tokens(provided: dict[str, np.ndarray], vocab: dict[str, int], seed: int) -> np.ndarray:
@@ -406,6 +552,7 @@ class Prepared:
     warnings: list[str]
     inventory: Any
     placement: Any = None
+    feed_report: FeedReport | None = None
 
 
 def open_session(
@@ -427,10 +574,14 @@ def open_session(
     status(f"building the session on {spec.ep}")
     built = build_session(target.model_path, spec)
     warnings.extend(built.fallback_warnings())
-    feeds, dims = make_feeds(built.session, target, ov, n_sets=ov.input_sets)
+    report = FeedReport()
+    feeds, dims = make_feeds(built.session, target, ov, n_sets=ov.input_sets, report=report)
+    warnings.extend(report.warnings)
     placement = _placement(built, target, dims)
     _coverage_gate(placement, built, target, ov, warnings)
-    return Prepared(target, built, feeds, dims, the_plan, choice, warnings, inventory, placement)
+    return Prepared(
+        target, built, feeds, dims, the_plan, choice, warnings, inventory, placement, report
+    )
 
 
 def _placement(built: BuiltSession, target: Target, dims: dict[str, int]) -> Any:
@@ -565,6 +716,7 @@ def _settings_record(p: Prepared, extra: dict[str, Any]) -> dict[str, Any]:
         "dims": dict(p.dims),
         "batch": _batch_of(p),
         "input_sets": len(p.feeds),
+        **(p.feed_report.record() if p.feed_report is not None else {}),
         **extra,
     }
 
@@ -613,15 +765,20 @@ def run(
 
     run_options = ort.RunOptions()
     run_options.log_severity_level = 3  # errors come back as one message, not C++ log lines
+    stream = p.feed_report.stream if p.feed_report is not None else None
     try:
-        values = p.built.session.run(None, p.feeds[0], run_options)
+        if stream is not None:
+            outputs = _run_stream(p.built.session, names, p.feeds, stream, run_options)
+        else:
+            values = p.built.session.run(None, p.feeds[0], run_options)
+            outputs = dict(zip(names, values, strict=False))
     except Exception as exc:
         raise _run_error(exc, tgt) from exc
     elapsed = time.perf_counter() - t0
-    outputs = dict(zip(names, values, strict=False))
     embedding = _pooled_embedding(tgt, outputs, p.feeds[0])
     metrics: dict[str, Any] = {
         "latency_ms": elapsed * 1e3,
+        **({"windows": len(p.feeds)} if stream is not None else {}),
         "session_create_s": p.built.create_s,
         "outputs": {k: _summary(v) for k, v in outputs.items()},
     }
@@ -642,6 +799,36 @@ def run(
         warnings=list(p.warnings),
     )
     return RunOutput(result, outputs, embedding, p)
+
+
+def _run_stream(
+    session: Any,
+    names: list[str],
+    feeds: Sequence[dict[str, np.ndarray]],
+    state: tuple[tuple[str, str], ...],
+    run_options: Any,
+) -> dict[str, np.ndarray]:
+    """Feed audio windows in order, each output of ``state`` becoming the next window's input.
+
+    Per-window outputs are joined along their first axis (one row per window); the state
+    outputs keep their last value.
+    """
+    carried: dict[str, np.ndarray] = {}
+    per_window: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    state_outputs = {out: inp for inp, out in state}
+    for feed in feeds:
+        values = session.run(None, {**feed, **carried}, run_options)
+        for n, v in zip(names, values, strict=False):
+            if n in state_outputs:
+                carried[state_outputs[n]] = v
+            per_window[n].append(np.asarray(v))
+    out: dict[str, np.ndarray] = {}
+    for n, vs in per_window.items():
+        if n in state_outputs or not vs:
+            out[n] = vs[-1] if vs else np.zeros(0)
+        else:
+            out[n] = np.concatenate([np.atleast_1d(v) for v in vs], axis=0)
+    return out
 
 
 def _run_error(exc: Exception, tgt: Target) -> Exception:

@@ -66,7 +66,7 @@ def test_default_profile_contents() -> None:
 
 def test_silero_shapes_resolve_from_dims() -> None:
     inputs = load_profile("silero-vad").profile.inputs
-    assert inputs.shape_of("input") == (1, 512)
+    assert inputs.shape_of("input") == (1, 576)  # 512 samples after 64 of context
     assert inputs.shape_of("state") == (2, 1, 128)
     assert inputs.tensors["sr"].value == 16000 and inputs.tensors["sr"].dtype == "int64"
 
