@@ -186,6 +186,7 @@ def bench(
             help="Build the architecture with random weights (no download; marked in results).",
         ),
     ] = False,
+    no_tuned: o.NoTuned = False,
 ) -> None:
     """Benchmark latency, throughput, memory and CPU use, one configuration or a sweep."""
     from aialliance_cli.cli.output import spinner
@@ -307,6 +308,17 @@ def bench(
         here = S.current_eps(inventory)
         if eps == [S.ALL]:
             eps = S.all_eps(here, envs)
+        tuned = None
+        if not no_tuned and sc is None:
+            from aialliance_cli.tune.apply import apply_tuned
+
+            given = {"--ep": ep, "--threads": threads, "--batch": batch, "--variant": variant}
+            tuned = apply_tuned(tgt, ov, given=given, inventory=inventory, envs=envs, status=update)
+            if tuned.record is not None:
+                tgt, ov = tuned.target, tuned.overrides
+                eps, threads_l = [ov.ep], [ov.threads]  # so that routing finds its environment
+                batches = [ov.batch] if ov.batch is not None else batches
+            _tuned_notes(tuned, json_)
     points = S.expand(eps, threads_l, batches, dims, variants)
     sweep = len(points) > 1
     if in_process and sweep:
@@ -331,6 +343,8 @@ def bench(
     with _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
         def on_result(i: int, p: S.Planned, result: dict[str, Any]) -> None:
+            if tuned is not None and (tuned.record is not None or tuned.notes):
+                result["tuned"] = tuned.result_record()
             if out is not None:
                 from aialliance_cli.results.store import append_jsonl
 
@@ -358,6 +372,15 @@ def bench(
     code = outcome.exit_code
     if code:
         raise typer.Exit(code)
+
+
+def _tuned_notes(tuned: Any, json_: bool) -> None:
+    from aialliance_cli.cli.output import info
+
+    for note in tuned.notes:
+        info(note)
+    if tuned.record is not None:
+        info(tuned.record.summary_line())
 
 
 def _scenario(

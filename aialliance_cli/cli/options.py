@@ -63,6 +63,10 @@ AllowCustomOps = Annotated[
 ]
 
 
+NoTuned = Annotated[
+    bool,
+    typer.Option("--no-tuned", help="Ignore the settings `aia tune` remembered for this model."),
+]
 MinCoverage = Annotated[
     float | None,
     typer.Option(

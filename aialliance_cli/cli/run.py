@@ -51,6 +51,7 @@ def run(
             "(no download; the text is meaningless, the timings are real).",
         ),
     ] = False,
+    no_tuned: o.NoTuned = False,
 ) -> None:
     """Run a profile or ONNX model once and print its outputs and the EP that ran it."""
 
@@ -100,7 +101,16 @@ def run(
         variant=variant,
     )
     with spinner("preparing", enabled=not json_) as update:
-        out = run_model(target, ov, status=update, allow_network=allow_network)
+        from aialliance_cli.runtime.api import prepare_target
+        from aialliance_cli.tune.apply import apply_tuned
+
+        tgt = prepare_target(target, allow_network=allow_network, status=update)
+        tuned = None
+        if not no_tuned:
+            given = {"--ep": ep, "--threads": threads, "--batch": batch, "--variant": variant}
+            tuned = apply_tuned(tgt, ov, given=given, here_only=True, status=update)
+            tgt, ov = tuned.target, tuned.overrides
+        out = run_model(tgt, ov, status=update, allow_network=allow_network)
     if save is not None:
         arrays = dict(out.outputs)
         if out.embedding is not None:  # the pooled sentence embedding beside the raw outputs
@@ -108,6 +118,12 @@ def run(
         save = _save_outputs(save, arrays)
     data = out.result.to_dict()
     warn_all(out.result.warnings)
+    if tuned is not None and (tuned.record is not None or tuned.notes):
+        data["tuned"] = tuned.result_record()
+        for note in tuned.notes:
+            info(note)
+        if tuned.record is not None:
+            info(tuned.record.summary_line())
     if json_:
         from aialliance_cli.cli.output import print_json
 

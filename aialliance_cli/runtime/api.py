@@ -126,6 +126,9 @@ class Overrides:
     until_stable: float | None = None  # percent: measure until the median's CI is this narrow
     energy: bool = True  # sample RAPL/NVML/amdsmi power, clocks and temperatures
     variant: str | None = None  # a precision variant of the profile (models/variants.py)
+    # Session settings on top of the profile's (aia tune): inter_op_threads, execution_mode,
+    # graph_optimization_level, config (session config entries), ep_options (first EP only).
+    session: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from aialliance_cli.limits import check_overrides
@@ -224,7 +227,20 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
         strict=ov.strict,
         custom_ops_library=custom,
     )
+    if ov.session:
+        spec = _with_session_settings(spec, ov.session)
     return spec, (the_plan, first, warnings)
+
+
+def _with_session_settings(spec: SessionSpec, extra: Mapping[str, Any]) -> SessionSpec:
+    """Apply tuned session settings (``Overrides.session``) to a spec."""
+    keys = ("inter_op_threads", "execution_mode", "graph_optimization_level")
+    changes: dict[str, Any] = {k: extra[k] for k in keys if extra.get(k) is not None}
+    if extra.get("config"):
+        changes["config"] = {**spec.config, **{str(k): str(v) for k, v in extra["config"].items()}}
+    if extra.get("ep_options"):
+        changes["options"] = {**spec.options, **dict(extra["ep_options"])}
+    return replace(spec, **changes)
 
 
 def _adhoc_choice(ep: str, options: dict[str, Any]) -> Any:
@@ -743,7 +759,7 @@ class RunOutput:
 
 
 def run(
-    target: str | None = None,
+    target: str | Target | None = None,
     overrides: Overrides | None = None,
     *,
     status: Status = _quiet,
@@ -753,7 +769,11 @@ def run(
     import time
 
     ov = overrides or Overrides()
-    tgt = prepare_target(target, allow_network=allow_network, status=status)
+    tgt = (
+        target
+        if isinstance(target, Target)
+        else prepare_target(target, allow_network=allow_network, status=status)
+    )
     if ov.variant is not None:
         from aialliance_cli.models.variants import resolve_variant
 

@@ -88,6 +88,10 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
     """
     if job.get("kind", "bench") == "profile":
         return measure_profile(job, on_event)
+    if job.get("kind") == "tune":
+        from aialliance_cli.tune.trial import measure_trial
+
+        return measure_trial(job, on_event)
     from aialliance_cli.runtime.api import bench, bench_settings, open_session
 
     target = target_from_dict(job["target"])
