@@ -40,6 +40,8 @@ ACCURACY_INPUTS = 16
 # Share of the budget kept for the alternating final and the report.
 FINAL_SHARE = 0.3
 SLACK_S = 0.5  # kept free at the end for ranking and writing the record
+MAX_FINAL_ROUNDS = 5
+FINAL_CI_PCT = 1.0  # the final stops once every finalist's median is known within this
 
 
 def _no_event(_: dict[str, Any]) -> None:
@@ -273,6 +275,7 @@ class Tuner:
         self.measure_s = 1.0
         self.prep_rate_s_per_mb = 0.25  # quantization time, re-estimated when one is made
         self.interrupted = False
+        self.final_reserve = 0.0
 
     # ------------------------------------------------------------------ time
 
@@ -309,7 +312,7 @@ class Tuner:
         mb = max(1.0, self.target.model_path.stat().st_size / 1e6)
         static = precision == "int8-static"
         estimate = mb * self.prep_rate_s_per_mb * (4 if static else 1)
-        return estimate + self.trial_cost() < self.left() * (1 - FINAL_SHARE)
+        return estimate + self.trial_cost() < self.left() - self.final_reserve
 
     def run_trial(self, cand: Candidate, stage: str, measure_s: float) -> Trial:
         """Measure ``cand`` in a fresh worker; its accuracy too if its numbers are new."""
@@ -370,6 +373,10 @@ class Tuner:
         elif cand.batch is None:
             job["tune"]["save_feeds"] = str(feeds)
         timeout = max(5.0, self.left() + SLACK_S)
+        if stage == "reference":
+            # Without the reference nothing can be compared: on a machine so slow that it
+            # alone outlasts the budget, it may take up to half the budget more.
+            timeout = max(timeout, 0.5 * self.settings.budget_s, 10.0)
         python = env.python if env is not None else sys.executable
         result = run_worker(job, python=python, timeout_s=timeout, on_event=self.on_event)
         wall = time.monotonic() - started
@@ -521,7 +528,13 @@ class Tuner:
             self.run_trial(plan, "plan", self.measure_s)
         dims = self._dimensions()
         planned_trials = sum(len(values) for _, values in dims)
-        screen_time = self.left() * (1 - FINAL_SHARE)
+        # The final needs two rounds of at least two finalists; on a budget too short for
+        # that, screening gets all the time and the ranking uses its runs.
+        reserve = FINAL_SHARE * self.left()
+        if reserve < 2 * 2 * (self.overhead_s + 0.3):
+            reserve = 0.0
+        self.final_reserve = reserve
+        screen_time = self.left() - reserve
         per = screen_time / max(1, planned_trials)
         self.measure_s = min(3.0, max(0.25, per - self.overhead_s))
         best = self._best_start(default, plan)
@@ -537,7 +550,7 @@ class Tuner:
                 if name == "backend" and not self.affordable_prep(cand.precision):
                     skipped.append(f"{cand.precision} (making it would not fit the budget)")
                     continue
-                if self.left() * (1 - FINAL_SHARE) < self.trial_cost():
+                if self.left() - reserve < self.trial_cost():
                     skipped.append(f"{name}={_value_text(value)}")
                     continue
                 self.run_trial(cand, f"screen:{name}", self.measure_s)
@@ -621,14 +634,14 @@ class Tuner:
             return
         left = self.left()
         per_round = len(finalists) * self.overhead_s
-        rounds = 3 if left > 3 * per_round * 2 else 2
+        rounds = MAX_FINAL_ROUNDS if left > 3 * per_round * 2 else 2
         m = (left / rounds - per_round) / len(finalists)
         if m < 0.2:
             self.notes.append(
                 "no time was left for an alternating final: the ranking uses the screening runs"
             )
             return
-        m = min(m, 5.0)
+        m = min(m, max(1.0, 3 * self.measure_s), 5.0)
         for r in range(rounds):
             for cand in finalists if r % 2 == 0 else reversed(finalists):
                 if self.left() < self.overhead_s + m * 0.5 or self.interrupted:
@@ -636,6 +649,18 @@ class Tuner:
                 trial = self.run_trial(cand, f"final:{r + 1}", m)
                 if trial.status == "ok":
                     self.final_samples.setdefault(cand, []).append(trial.latencies_ms)
+            if r >= 1 and self._settled(finalists):
+                return
+
+    def _settled(self, finalists: Sequence[Candidate]) -> bool:
+        """Every finalist's median known within FINAL_CI_PCT: more rounds would not change much."""
+        from aialliance_cli.results.stats import relative_ci_halfwidth
+
+        for cand in finalists:
+            st, _, _ = self._stats(cand)
+            if relative_ci_halfwidth(st) * 100 > FINAL_CI_PCT:
+                return False
+        return True
 
     # ------------------------------------------------------------------ answer
 
@@ -796,6 +821,11 @@ def tune(
         from aialliance_cli.runtime.sweep import current_eps
 
         here = current_eps(inventory)
+    for name in settings.precisions or ():
+        if name.startswith("variant:"):
+            from aialliance_cli.models.variants import parse_variants
+
+            parse_variants(target, name[len("variant:") :])  # unknown names exit 2
     eps = usable_eps(here, envs, settings.eps)
     load = machine_load(0.5 if settings.budget_s >= 20 else 0.2)
     space = build_space(

@@ -251,12 +251,15 @@ def parse_precisions(text: str | None) -> list[str] | None:
                 f"--precision expects a name or a comma-separated list, got '{text}'"
             )
         name = ALIASES.get(name, name)
-        if name not in PRECISIONS:
+        if name.startswith("variant:") and name[len("variant:") :]:
+            name = "variant:" + raw.strip()[len("variant:") :]  # the profile's own spelling
+        elif name not in PRECISIONS:
             from aialliance_cli.profiles.schema import did_you_mean
 
             raise BadInputError(
                 f"--precision: unknown precision '{raw.strip()}'"
-                f"{did_you_mean(name, list(PRECISIONS))}. Known: {', '.join(PRECISIONS)}"
+                f"{did_you_mean(name, list(PRECISIONS))}. Known: {', '.join(PRECISIONS)}, "
+                "and variant:NAME for a variant of the profile"
             )
         if name not in out:
             out.append(name)
@@ -376,6 +379,10 @@ def build_space(
     wanted = list(precisions) if asked else default_precisions(inventory)
     backends: list[Backend] = []
     for name in wanted:
+        if name.startswith("variant:"):  # a profile's own variant: a model for the CPU EP
+            if any(e == CPU_EP for e, _ in eps):
+                backends.append(Backend(CPU_EP, None, name))
+            continue
         usable, why = support[name]
         if not usable:
             if asked:
