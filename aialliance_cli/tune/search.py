@@ -317,7 +317,8 @@ class Tuner:
     def run_trial(self, cand: Candidate, stage: str, measure_s: float) -> Trial:
         """Measure ``cand`` in a fresh worker; its accuracy too if its numbers are new."""
         from aialliance_cli.runtime.api import Overrides
-        from aialliance_cli.runtime.sweep import SweepPoint, make_job, run_worker
+        from aialliance_cli.runtime.launch import run_job
+        from aialliance_cli.runtime.sweep import SweepPoint, make_job
 
         index = len(self.trials) + 1
         self.on_event(
@@ -378,7 +379,7 @@ class Tuner:
             # alone outlasts the budget, it may take up to half the budget more.
             timeout = max(timeout, 0.5 * self.settings.budget_s, 10.0)
         python = env.python if env is not None else sys.executable
-        result = run_worker(job, python=python, timeout_s=timeout, on_event=self.on_event)
+        result = run_job(job, python=python, timeout_s=timeout, on_event=self.on_event)
         wall = time.monotonic() - started
         if result.get("status") != "ok":
             trial = Trial(
@@ -502,11 +503,11 @@ class Tuner:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _search(self) -> None:
-        from aialliance_cli.runtime.sweep import SweepInterrupted
+        from aialliance_cli.runtime.launch import WorkerInterrupted
 
         try:
             self._stages()
-        except SweepInterrupted:
+        except WorkerInterrupted:
             self.interrupted = True
 
     def _stages(self) -> None:

@@ -47,12 +47,9 @@ def measure_trial(job: dict[str, Any], on_event: Any) -> dict[str, Any]:
     from aialliance_cli.hardware import detect
     from aialliance_cli.runtime.api import choose_session, make_feeds
     from aialliance_cli.runtime.bench import BenchSettings, run_loop
+    from aialliance_cli.runtime.job import overrides_from_dict, target_from_dict
     from aialliance_cli.runtime.session import build_session
-    from aialliance_cli.runtime.worker import (
-        _arm_interrupts,
-        overrides_from_dict,
-        target_from_dict,
-    )
+    from aialliance_cli.runtime.worker import _arm_interrupts
 
     opts = job.get("tune") or {}
     target = target_from_dict(job["target"])
