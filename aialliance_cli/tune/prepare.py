@@ -29,21 +29,22 @@ def is_cached(target: Any, precision: str) -> bool:
     q = PRECISIONS[precision].quantize
     if q is None:
         return True
-    if q["method"] in ("dynamic", "fp16"):
-        from aialliance_cli.models import cache
-        from aialliance_cli.models.variants import _options, variant_key
+    if q["method"] == "static":
+        return False  # its key needs the calibration inputs, which cost a session to make
+    from aialliance_cli.models import cache
+    from aialliance_cli.models.variants import quant_spec
+    from aialliance_cli.tune.quantize import file_sha256, prepared_key
 
-        spec = _spec(q)
-        key, _ = variant_key(target, spec.quantize, _options(spec))
-        return cache.lookup(key) is not None
-    return False
+    spec = quant_spec(_spec(q)).resolved()
+    key, _ = prepared_key(file_sha256(target.model_path), spec, None, target.name)
+    return cache.lookup(key) is not None
 
 
 def _spec(q: dict[str, Any]) -> Any:
     return SimpleNamespace(
         quantize=q["method"],
         weight_type=q.get("weight_type"),
-        per_channel=q.get("per_channel", False),
+        per_channel=q.get("per_channel"),
         model=None,
     )
 
@@ -61,24 +62,8 @@ def prepared_target(target: Any, precision: str, status: Callable[[str], None] =
     q = PRECISIONS[precision].quantize
     if q is None:
         return target
-    if q["method"] == "static":
-        return _static(target, status)
     from aialliance_cli.models.variants import _quantized
 
     out = _quantized(target, precision, _spec(q), status)
     out.model_info["precision"] = precision
     return out
-
-
-def _static(target: Any, status: Callable[[str], None]) -> Any:
-    """int8 static QDQ from aia's quantizer (aialliance_cli.tune.quantize)."""
-    try:
-        from aialliance_cli.tune import quantize as Q
-    except ImportError as exc:
-        raise BadInputError(
-            "int8-static needs aia's quantizer (aia quantize), which this build lacks"
-        ) from exc
-    fn = getattr(Q, "prepared_target", None) or getattr(Q, "quantize_target", None)
-    if fn is None:
-        raise BadInputError("int8-static needs aia's quantizer (aia quantize), not found")
-    return fn(target, "static", status=status)

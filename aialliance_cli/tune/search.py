@@ -55,7 +55,7 @@ class TuneSettings:
     eps: Sequence[str] | None = None
     threads: Sequence[int] | None = None
     precisions: Sequence[str] | None = None
-    min_accuracy: float | None = None  # None: the task's default (agreement.default_min)
+    min_accuracy: float | None = None  # None: the task's (accuracy.default_min_accuracy)
     save: bool = True
 
 
@@ -69,13 +69,9 @@ def check_settings(s: TuneSettings) -> None:
         raise BadInputError(
             f"--objective must be one of {', '.join(OBJECTIVES)}, got '{s.objective}'"
         )
-    if s.min_accuracy is not None and not (
-        math.isfinite(s.min_accuracy) and 0 < s.min_accuracy <= 1
-    ):
-        raise BadInputError(
-            f"--min-accuracy is a score in (0, 1] (e.g. 0.99 for cosine 0.99), got "
-            f"{s.min_accuracy:g}"
-        )
+    from aialliance_cli.tune.accuracy import check_min_accuracy
+
+    check_min_accuracy(s.min_accuracy)
     for t in s.threads or ():
         if t < 0:
             raise BadInputError(f"--threads values must be 0 or more, got {t}")
@@ -246,7 +242,7 @@ class Tuner:
         on_event: Event = _no_event,
         started: float | None = None,
     ) -> None:
-        from aialliance_cli.tune.agreement import default_min
+        from aialliance_cli.tune.accuracy import default_min_accuracy
 
         self.target = target
         self.settings = settings
@@ -258,7 +254,7 @@ class Tuner:
         self.t0 = started if started is not None else time.monotonic()
         self.deadline = self.t0 + settings.budget_s - SLACK_S
         task = target.profile.task if target.profile is not None else None
-        self.min_accuracy = settings.min_accuracy or default_min(task)
+        self.min_accuracy = settings.min_accuracy or default_min_accuracy(task)
         self.trials: list[Trial] = []
         self.samples: dict[Candidate, list[list[float]]] = {}
         self.final_samples: dict[Candidate, list[list[float]]] = {}
@@ -268,8 +264,7 @@ class Tuner:
         self.notes: list[str] = list(space.notes)
         self.workdir = Path(tempfile.mkdtemp(prefix="aia-tune-"))
         self.ref_inputs: Path | None = None
-        self.ref_outputs: list[dict[str, Any]] | None = None
-        self.ref_feeds: list[dict[str, Any]] | None = None
+        self.reference: Any = None  # accuracy.Reference, from the reference trial
         self.ref_dims: dict[str, int] | None = None
         self.overhead_s = 2.0  # worker start + session build, re-estimated from each trial
         self.measure_s = 1.0
@@ -355,7 +350,7 @@ class Tuner:
             environment=env.result_record() if env is not None else None,
         )
         key = cand.numeric_key()
-        needs_acc = self.ref_outputs is None or (
+        needs_acc = self.reference is None or (
             key not in self.accuracy and key != default_candidate().numeric_key()
         )
         out_path = self.workdir / f"outputs-{index}.npz"
@@ -407,28 +402,33 @@ class Tuner:
         spent_acc = float(result.get("accuracy_s") or 0.0)
         self.overhead_s = 0.5 * self.overhead_s + 0.5 * max(0.2, wall - measured - spent_acc)
         if acc is not None:
-            self._score(cand, out_path)
+            self._score(cand, out_path, result.get("accuracy_inputs"))
         return self._done(trial)
 
-    def _score(self, cand: Candidate, out_path: Path) -> None:
-        from aialliance_cli.tune.agreement import agreement
+    def _score(self, cand: Candidate, out_path: Path, inputs_kind: str | None) -> None:
+        from aialliance_cli.tune.accuracy import InputSet, Reference, compare
         from aialliance_cli.tune.trial import load_sets
 
         try:
             outputs = load_sets(out_path)
-        except (OSError, ValueError) as exc:
-            self.accuracy[cand.numeric_key()] = {"error": f"outputs unreadable: {exc}"}
+            if self.reference is None:
+                feeds = load_sets(Path(str(out_path) + ".inputs.npz"))
+                self.ref_inputs = Path(str(out_path) + ".inputs.npz")
+                task = self.target.profile.task if self.target.profile is not None else "generic"
+                self.reference = Reference(
+                    InputSet(feeds, inputs_kind or "synthetic"), outputs, task, self.target
+                )
+            agreement = compare(self.reference, outputs)
+        except Exception as exc:  # outputs that cannot be compared fail the accuracy check
+            why = getattr(exc, "message", None) or str(exc)
+            self.accuracy[cand.numeric_key()] = {
+                "error": f"outputs not comparable: {why}",
+                "value": 0.0,
+                "passed": False,
+            }
             return
-        if self.ref_outputs is None:
-            self.ref_inputs = Path(str(out_path) + ".inputs.npz")
-            self.ref_feeds = load_sets(self.ref_inputs)
-            self.ref_outputs = outputs
-            score = agreement(self.target, outputs, outputs, self.ref_feeds)
-        else:
-            assert self.ref_feeds is not None
-            score = agreement(self.target, self.ref_outputs, outputs, self.ref_feeds)
-        score["threshold"] = self.min_accuracy
-        score["passed"] = bool(score["value"] >= self.min_accuracy)
+        score = agreement.judged(self.min_accuracy)
+        score["value"] = score["score"] if score["score"] is not None else 0.0
         self.accuracy[cand.numeric_key()] = score
 
     def _done(self, trial: Trial) -> Trial:
@@ -675,7 +675,6 @@ class Tuner:
 
     def _outcome(self) -> TuneOutcome:
         from aialliance_cli.results.stats import compare_verdict
-        from aialliance_cli.tune.agreement import metric_name
 
         default = default_candidate()
         plan = plan_candidate(self.target, self.inventory)
@@ -745,7 +744,7 @@ class Tuner:
             load=load,
             trials=len(self.trials),
             min_accuracy=self.min_accuracy,
-            accuracy_metric=metric_name(task),
+            accuracy_metric=_metric_name(task),
             interrupted=self.interrupted,
         )
 
@@ -775,6 +774,12 @@ class Tuner:
             return (-round(float(acc), 3), r.candidate.changes(), r.p50)
 
         return min(ties, key=prefer)
+
+
+def _metric_name(task: str | None) -> str:
+    return {"sentence-embedding": "cosine", "text-classification": "top-1 agreement"}.get(
+        task or "", "1 - max relative error"
+    )
 
 
 def _median(xs: Sequence[float]) -> float:

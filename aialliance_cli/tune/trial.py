@@ -111,9 +111,16 @@ def measure_trial(job: dict[str, Any], on_event: Any) -> dict[str, Any]:
         else:
             from dataclasses import replace as _replace
 
+            from aialliance_cli.tune.accuracy import profile_inputs
+
+            # Real sentences where the profile takes text; its own input sets otherwise.
             base = _replace(ov, batch=None)  # accuracy inputs are the profile's own shape
-            sets, _ = make_feeds(built.session, target, base, n_sets=int(acc.get("n", 16)))
+            made = profile_inputs(
+                target, int(acc.get("n", 16)), overrides=base, session=built.session
+            )
+            sets = made.feeds
             save_sets(Path(acc["outputs"] + ".inputs.npz"), sets)
+            out["accuracy_inputs"] = made.kind
         names = [o.name for o in built.session.get_outputs()]
         outputs = []
         for feed in sets:
