@@ -361,12 +361,11 @@ def bench(
             machine=inventory.to_dict(),
         )
     if csv:
-        import sys
-
+        from aialliance_cli.cli.output import clean_stdout
         from aialliance_cli.results.tabular import write_csv
 
         _warn_results(outcome.results, sweep=sweep)
-        write_csv(outcome.results, sys.stdout)
+        write_csv(outcome.results, clean_stdout())
     else:
         _report(outcome, planned, sweep=sweep, json_=json_)
     code = outcome.exit_code
@@ -464,9 +463,9 @@ class _Display:
         if not self.enabled:
             return
         if self.progress is not None:
-            from rich.markup import escape
+            from aialliance_cli.cli.output import markup_safe
 
-            self.progress.console.print(f"[dim]{escape(msg)}[/]", highlight=False)
+            self.progress.console.print(f"[dim]{markup_safe(msg)}[/]", highlight=False)
         else:
             from aialliance_cli.cli.output import info
 

@@ -42,14 +42,14 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         return
     import sys
 
-    from aialliance_cli.cli.output import fmt_bytes, info
+    from aialliance_cli.cli.output import clean, fmt_bytes, info
 
     total = sum(e.size_bytes or 0 for e in entries)
     info(f"model cache {user_dirs().models}: {len(entries)} entries, {fmt_bytes(total)}")
     # One block per entry, the key alone on its line: it copy-pastes whole at any width.
     for e in entries:
         sys.stdout.write(
-            f"{e.key}\n    {describe_source(e.source)}\n"
+            f"{clean(e.key)}\n    {clean(describe_source(e.source))}\n"
             f"    {fmt_bytes(e.size_bytes)}, created {e.created}\n"
         )
     sys.stdout.flush()

@@ -101,11 +101,12 @@ def compare(
             }
         print_json(data)
     elif csv_:
+        from aialliance_cli.cli.output import clean_stdout
         from aialliance_cli.results.tabular import write_csv
 
         write_csv(
             [table.records[r.index] for r in table.rows],
-            sys.stdout,
+            clean_stdout(),
             extra=[
                 {
                     "compare_verdict": r.verdict,
@@ -160,9 +161,9 @@ def _one_per_machine(rows: list[Any]) -> list[Any]:
 
 def render_table(table: Any) -> None:
     """One rich table per profile, verdicts coloured."""
-    from rich.markup import escape
     from rich.table import Table
 
+    from aialliance_cli.cli.output import markup_safe as escape  # untrusted: names from results
     from aialliance_cli.cli.output import show
     from aialliance_cli.results.compare import machine_names
 
@@ -215,16 +216,17 @@ def render_table(table: Any) -> None:
 def render_plot(table: Any, *, stderr: bool = False) -> None:
     """Recorded throughput per configuration as unicode bars, one block per profile."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.text import Text
 
+    from aialliance_cli.cli.output import clean
+    from aialliance_cli.cli.output import markup_safe as escape
     from aialliance_cli.results.compare import short_labels
 
     console = Console(stderr=stderr, soft_wrap=False)
     width = max(20, min(console.width, 160))
     for group in table.groups:
         rows = [r for r in table.group_rows(group) if r.throughput is not None]
-        console.print(Text(f"{group}: inferences/s", style="bold"))
+        console.print(Text(f"{clean(group)}: inferences/s", style="bold"))
         if not rows:
             console.print("  (no throughput recorded)")
             continue

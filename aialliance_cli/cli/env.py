@@ -109,7 +109,7 @@ def create(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Make a venv in aia's data dir, pip install the build and what aia's worker needs."""
-    from aialliance_cli.cli.output import is_tty, stderr_console
+    from aialliance_cli.cli.output import clean, is_tty, stderr_console
     from aialliance_cli.envs.registry import create_env
 
     console = stderr_console()
@@ -117,7 +117,7 @@ def create(
 
     def progress(line: str) -> None:
         if verbose and (is_tty() or line.startswith(("$", "creating", "Successfully"))):
-            console.print(line, highlight=False, markup=False, style="dim")
+            console.print(clean(line), highlight=False, markup=False, style="dim")
 
     rec = create_env(name, package, version, progress=progress, python=python)
     _done(rec, json_, "created")

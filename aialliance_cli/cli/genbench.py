@@ -77,9 +77,10 @@ def bench_generation_cli(
     if json_:
         print_json(records)
     elif md:
+        from aialliance_cli.cli.output import clean
         from aialliance_cli.genai.bench import to_markdown
 
-        typer.echo(to_markdown(rows))
+        typer.echo(clean(to_markdown(rows)))
     else:
         show(
             table(

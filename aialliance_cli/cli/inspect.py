@@ -87,13 +87,10 @@ def right_table(
     caption: str | None = None,
     header: bool = True,
 ) -> Any:
-    """output.table with markup escaped (shapes hold brackets) and number columns on the right."""
-    from rich.markup import escape
-
+    """output.table (it escapes markup and control codes) with number columns on the right."""
     from aialliance_cli.cli.output import table
 
-    cells = [["" if v is None else escape(str(v)) for v in row] for row in rows]
-    t = table(title, columns, cells, caption=escape(caption) if caption else None)
+    t = table(title, columns, rows, caption=caption or None)
     t.show_header = header
     for i in right:
         t.columns[i].justify = "right"

@@ -6,10 +6,42 @@ Rich is imported lazily so that `aia --help` stays fast.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+# Characters that act on a terminal instead of showing: C0 controls (ESC starts colour, OSC
+# title and hyperlink sequences; CR overwrites the line; BEL rings), DEL, C1 controls (U+009B
+# is CSI on some terminals) and the bidirectional overrides that reorder what is shown.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")  # json.dumps escapes the C0 ones itself
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def clean(text: Any, *, one_line: bool = False) -> str:
+    """Untrusted text made safe for a terminal: what would act (ESC, CR, BEL, C1, bidi
+    overrides) is shown escaped (``\\x1b``, ``\\r``) instead. Newlines and tabs stay unless
+    ``one_line``. Every name, description and field from models, profiles and result files
+    goes through here (tables, errors, warnings and plain lines) before it is printed."""
+    pattern = _UNSAFE_ONE_LINE if one_line else _UNSAFE
+    return pattern.sub(_visible, str(text))
+
+
+def markup_safe(text: Any, *, one_line: bool = False) -> str:
+    """``clean`` plus rich markup escaped: for untrusted text inside a markup string."""
+    from rich.markup import escape
+
+    return escape(clean(text, one_line=one_line))
 
 
 def stdout_console() -> Any:
@@ -34,23 +66,38 @@ def stderr_console() -> Any:
     return Console(stderr=True, soft_wrap=True)
 
 
+class _CleanStream:
+    """A text stream that passes everything through ``clean`` (for CSV and plain lines)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(clean(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def clean_stdout() -> Any:
+    """``sys.stdout`` with untrusted text escaped: give it to writers of CSV and plain lines."""
+    return _CleanStream(sys.stdout)
+
+
 def print_json(data: Any) -> None:
     from aialliance_cli.results.store import dumps
 
-    sys.stdout.write(dumps(data, indent=2) + "\n")
+    text = _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", dumps(data, indent=2))
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def error(message: str) -> None:
-    from rich.markup import escape
-
-    stderr_console().print(f"[bold red]Error:[/] {escape(message)}", highlight=False)
+    stderr_console().print(f"[bold red]Error:[/] {markup_safe(message)}", highlight=False)
 
 
 def warn(message: str) -> None:
-    from rich.markup import escape
-
-    stderr_console().print(f"[yellow]Warning:[/] {escape(message)}", highlight=False)
+    stderr_console().print(f"[yellow]Warning:[/] {markup_safe(message)}", highlight=False)
 
 
 def shorten(text: str, limit: int = 400) -> str:
@@ -73,9 +120,7 @@ def warn_all(warnings: Any, prefix: str = "") -> None:
 
 
 def info(message: str) -> None:
-    from rich.markup import escape
-
-    stderr_console().print(f"[dim]{escape(message)}[/]", highlight=False)
+    stderr_console().print(f"[dim]{markup_safe(message)}[/]", highlight=False)
 
 
 def table(
@@ -87,12 +132,17 @@ def table(
 ) -> Any:
     from rich.table import Table
 
-    t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    t = Table(
+        title=None if title is None else markup_safe(title),
+        caption=None if caption is None else markup_safe(caption),
+        title_justify="left",
+        caption_justify="left",
+    )
     for col in columns:
         justify = "right" if col and col[0] in "#" else "left"
-        t.add_column(col, justify=justify, overflow="fold")
-    for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_column(markup_safe(col), justify=justify, overflow="fold")
+    for row in rows:  # cells hold names and fields from models, profiles and results
+        t.add_row(*("" if v is None else markup_safe(v) for v in row))
     return t
 
 

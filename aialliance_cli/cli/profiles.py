@@ -80,7 +80,7 @@ def show_(
         return
     import sys
 
-    from aialliance_cli.cli.output import info, show
+    from aialliance_cli.cli.output import clean, info, show
 
     info(f"{loaded.path} ({loaded.origin})")
     if not sys.stdout.isatty():  # the file as it is, for `> copy.yaml`
@@ -88,7 +88,7 @@ def show_(
         return
     from rich.syntax import Syntax
 
-    show(Syntax(loaded.text, "yaml", theme="ansi_dark", background_color="default"))
+    show(Syntax(clean(loaded.text), "yaml", theme="ansi_dark", background_color="default"))
 
 
 @app.command("validate")
@@ -112,11 +112,11 @@ def validate(
             ]
         )
     else:
-        from aialliance_cli.cli.output import error, stderr_console
+        from aialliance_cli.cli.output import error, markup_safe, stderr_console
 
         for p, e in outcomes:
             if e is None:
-                stderr_console().print(f"[green]ok[/] {p}", highlight=False)
+                stderr_console().print(f"[green]ok[/] {markup_safe(p)}", highlight=False)
             else:
                 error(str(e))
     if bad:

@@ -271,7 +271,9 @@ class _VisibleStream:
             text = self.pending
             if not self.wrote:  # the blanks and control codes before the first visible text
                 text = text[next(i for i, ch in enumerate(text) if printable(ch)) :]
-            self.stream.write(text)
+            from aialliance_cli.cli.output import clean
+
+            self.stream.write(clean(text))  # model output: untrusted
             self.stream.flush()
             self.pending = ""
             self.wrote = True

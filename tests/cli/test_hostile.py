@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -174,3 +175,50 @@ def test_any_cli_number_runs_or_exits_2(hostile_dir: Path, option: str, text: st
     assert "Traceback" not in result.output and "unexpected" not in result.output
     if result.exit_code != 0:
         assert result.exit_code == 2, result.output
+
+
+# --- untrusted text reaches the terminal escaped ---------------------------------------------
+
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def assert_no_raw_control(text: str) -> None:
+    found = _RAW_CONTROL.search(text)
+    assert found is None, f"raw {found.group()!r} in output: {text!r}"
+
+
+@pytest.mark.parametrize("json_", [False, True])
+def test_profile_description_with_escapes_is_listed_escaped(hostile_dir: Path, json_: bool) -> None:
+    (hostile_dir / "profiles").mkdir()
+    shutil.copy(HOSTILE / "escape-description.yaml", hostile_dir / "profiles")
+    result = invoke("profiles", "list", *(["--json"] if json_ else []))
+    assert result.exit_code == 0, result.output
+    assert_no_raw_control(result.output)
+    assert "PWNED" in result.output
+
+
+def test_profile_name_with_escapes_is_refused_escaped(hostile_dir: Path) -> None:
+    (hostile_dir / "bad.yaml").write_text('name: "a\\e]0;PWNED\\a"\nmodel: model.onnx\n')
+    result = invoke("profiles", "validate", "bad.yaml")
+    assert_refused(result, "name", "\\x1b]0;PWNED\\x07")
+    assert_no_raw_control(result.output)
+
+
+@pytest.mark.parametrize("args", [[], ["--plot"], ["--json"], ["--csv"]])
+def test_result_fields_with_escapes_are_shown_escaped(hostile_dir: Path, args: list[str]) -> None:
+    result = invoke("compare", "escape-names.jsonl", *args)
+    assert result.exit_code == 0, result.output
+    assert_no_raw_control(result.stdout)
+    assert_no_raw_control(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"), [("inspect", "\\x1b]0;PWNED\\x07"), ("run", "y\\r")]
+)
+def test_model_names_with_escapes_are_shown_escaped(
+    hostile_dir: Path, command: str, needle: str
+) -> None:
+    result = invoke(command, "escape-names.onnx")
+    assert result.exit_code == 0, result.output
+    assert_no_raw_control(result.output)
+    assert needle in result.output

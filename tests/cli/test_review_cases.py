@@ -164,7 +164,10 @@ def test_generation_only_options_on_other_profiles(tmp_path):
 def test_broken_pipe_is_quiet():
     proc = subprocess.run(
         f"{sys.executable} -m aialliance_cli detect | head -1",
-        shell=True, capture_output=True, text=True, env=dict(os.environ),
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
         executable="/bin/bash",
     )
     assert proc.stdout.strip() and "Traceback" not in proc.stderr
@@ -182,8 +185,22 @@ def test_text_generation_bench_and_run_on_a_tiny_random_llama(tmp_path):
         "    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,\n"
         "    vocab_size: 512, max_position_embeddings: 256}\n"
     )
-    r = invoke("bench", p, "--random-weights", "--prompt-len", "8,16", "--gen-len", "4",
-               "-n", "2", "--warmup", "0", "--json", "--out", tmp_path / "g.jsonl")
+    r = invoke(
+        "bench",
+        p,
+        "--random-weights",
+        "--prompt-len",
+        "8,16",
+        "--gen-len",
+        "4",
+        "-n",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+        "--out",
+        tmp_path / "g.jsonl",
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [row["settings"]["prompt_len"] for row in rows] == [8, 16]
@@ -197,8 +214,20 @@ def test_text_generation_bench_and_run_on_a_tiny_random_llama(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["metrics"]["n_generated"] == 5 and data["random_weights"] is True
-    r = invoke("bench", p, "--random-weights", "--md", "--prompt-len", "8", "--gen-len", "2",
-               "-n", "1", "--warmup", "0")
+    r = invoke(
+        "bench",
+        p,
+        "--random-weights",
+        "--md",
+        "--prompt-len",
+        "8",
+        "--gen-len",
+        "2",
+        "-n",
+        "1",
+        "--warmup",
+        "0",
+    )
     assert "| model | backend | batch | test | t/s |" in r.stdout
     r = invoke("bench", p, "--prompt-len", "8,x")
     assert r.exit_code == 2 and "--prompt-len" in err(r)

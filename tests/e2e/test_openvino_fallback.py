@@ -50,8 +50,9 @@ def test_openvino_gpu_missing_falls_back_with_the_eps_reason(tmp_path):
     python = openvino_python()
     code = SCRIPT.format(tests=str(REPO / "tests"), tmp=str(tmp_path))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ep"] == "CPUExecutionProvider"

@@ -44,8 +44,7 @@ def test_fixed_iterations_and_rotation(session):
 
 
 def test_cpu_figures_on_a_second_of_work(session):
-    m = run_loop(session, _feeds(session), BenchSettings(warmup=0, iterations=None,
-                                                         duration_s=1.2))
+    m = run_loop(session, _feeds(session), BenchSettings(warmup=0, iterations=None, duration_s=1.2))
     assert m.cpu_percent is not None and 0 < m.cpu_percent <= 100 * (os.cpu_count() or 1)
     assert m.other_cpu_percent is None or 0 <= m.other_cpu_percent <= 100
 

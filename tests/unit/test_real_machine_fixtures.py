@@ -38,8 +38,10 @@ def test_h200_host_plan_cpu_build_suggests_onnxruntime_gpu():
 @pytest.mark.parametrize(
     ("available", "first"),
     [
-        (("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
-         "TensorrtExecutionProvider"),
+        (
+            ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+            "TensorrtExecutionProvider",
+        ),
         (("CUDAExecutionProvider", "CPUExecutionProvider"), "CUDAExecutionProvider"),
     ],
 )

@@ -194,3 +194,18 @@ def test_any_json_line_is_read_or_refused(value: object, wrap: int) -> None:
         assert "r.jsonl:1" in str(exc)
     else:
         assert json_depth(data) <= MAX_DEPTH
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.booleans())
+def test_clean_leaves_nothing_a_terminal_would_act_on(text: str, one_line: bool) -> None:
+    from aialliance_cli.cli.output import clean
+
+    out = clean(text, one_line=one_line)
+    allowed = "" if one_line else "\n\t"
+    assert not any(
+        (ord(c) < 0x20 and c not in allowed) or 0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066"
+        for c in out
+    )
+    if text.isprintable():
+        assert out == text
