@@ -17,6 +17,7 @@ module does not know are skipped, as protobuf does. A malformed file raises
 from __future__ import annotations
 
 import mmap
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,8 +308,28 @@ def scan_bytes(data: bytes | memoryview) -> ModelInfo:
     return model
 
 
+_MEMO: dict[tuple[str, int, int, int], ModelInfo] = {}
+
+
 def scan_model(path: str | Path) -> ModelInfo:
-    """Decode the skeleton of the ONNX file at ``path`` (external data is not read)."""
+    """Decode the skeleton of the ONNX file at ``path`` (external data is not read).
+
+    Remembered per process by the file's path, inode, size and mtime: one run asks
+    several times (the model check, vocabulary sizes, the batch fit, the node count).
+    Treat the answer as read-only.
+    """
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    found = _MEMO.get(key)
+    if found is None:
+        found = _scan_file(path)
+        if len(_MEMO) > 32:
+            _MEMO.clear()
+        _MEMO[key] = found
+    return found
+
+
+def _scan_file(path: str | Path) -> ModelInfo:
     with open(path, "rb") as fh:
         try:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)

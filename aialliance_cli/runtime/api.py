@@ -913,6 +913,9 @@ def bench_settings(target: Target, ov: Overrides) -> Any:
 
     b = target.profile.bench if target.profile is not None else None
     warmup = ov.warmup if ov.warmup is not None else (b.warmup if b else 10)
+    if ov.warmup is None and ov.iterations is not None and ov.duration_s is None:
+        # A quick `-n 1` check does not pay ten warm-up runs: no more warm-up than measuring.
+        warmup = min(warmup, ov.iterations)
     duration = (
         ov.duration_s
         if ov.duration_s is not None
