@@ -45,15 +45,29 @@ def detect(
         the_plan = plan_for_machine(inventory=inventory, disk_cache=True, refresh=refresh)
     else:  # a fake tree: plan against the EPs it was recorded with
         the_plan = plan(inventory, inventory.software.available_providers)
+    from aialliance_cli.tune.records import records_for_machine
+
+    tuned = records_for_machine(inventory) if str(root) == "/" else []
     if json_:
         from aialliance_cli.cli.output import print_json
 
         print_json(
-            {"schema": "aia.detect/1", "inventory": inventory.to_dict(), "plan": the_plan.to_dict()}
+            {
+                "schema": "aia.detect/1",
+                "inventory": inventory.to_dict(),
+                "plan": the_plan.to_dict(),
+                "tuned": [{**r.to_dict(), "key": r.key} for r in tuned],
+            }
         )
         return
     render_inventory(inventory)
     render_plan(the_plan)
+    if tuned:
+        from aialliance_cli.cli.output import show
+
+        show("tuned records for this machine (aia tune --show):")
+        for r in tuned:
+            show(f"  {r.target} ({r.objective}): {r.summary_line()}")
 
 
 def render_inventory(inv: Any) -> None:

@@ -30,6 +30,8 @@ GPU_EPS = (
 OBJECTIVES = ("latency", "throughput")
 SPIN = "session.intra_op.allow_spinning"
 SPIN_INTER = "session.inter_op.allow_spinning"
+# EP options a label leaves out: they follow from the precision already named.
+_UNSHOWN = ("precision", "_hint:INFERENCE_PRECISION_HINT")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class Candidate:
             parts.append(f"{self.execution_mode} inter_op={self.inter_op or 'default'}")
         if self.batch is not None:
             parts.append(f"batch={self.batch}")
-        parts += [f"{k}={v}" for k, v in self.ep_options if not k.startswith("_")]
+        parts += [f"{k.split(':')[-1]}={v}" for k, v in self.ep_options if k not in _UNSHOWN]
         return " ".join(parts)
 
     def describe(self) -> str:

@@ -153,6 +153,11 @@ def test_run_and_bench_apply_a_matching_record_and_no_tuned_does_not(tmp_path: P
     res = runner.invoke(app, ["run", str(model), "--json", "--no-tuned"])
     assert "tuned" not in json.loads(res.stdout)
 
+    # aia detect lists the records that apply to this machine.
+    res = runner.invoke(app, ["detect", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [t["target"] for t in json.loads(res.stdout)["tuned"]] == ["mlp"]
+
     # What the user names wins, with a note.
     res = runner.invoke(app, ["bench", str(model), "-n", "3", "--threads", "2", "--json"])
     r = json.loads(res.stdout)
