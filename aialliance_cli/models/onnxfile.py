@@ -131,6 +131,7 @@ def _check_external_data(path: Path, model: ModelInfo) -> tuple[tuple[str, ...],
         needed[location] = max(needed.get(location, 0), end)
     if not needed:
         return (), 0
+    _check_locations(path, needed)
     missing, short, total = [], [], 0
     for location, end in sorted(needed.items()):
         target = base / location
@@ -153,6 +154,42 @@ def _check_external_data(path: Path, model: ModelInfo) -> tuple[tuple[str, ...],
             "Copy them again from the source."
         )
     return tuple(sorted(needed)), total
+
+
+def _check_locations(path: Path, locations: dict[str, int]) -> None:
+    """Refuse external data that leaves the model's folder, before anything opens it.
+
+    A location must be a relative path without ``..`` whose file, symlinks followed, lies
+    in the model's folder (or in the folder the model file itself resolves to, as in a
+    Hugging Face cache where both are links into one ``blobs`` folder).
+    """
+    base = path.parent
+    roots = {_resolved(base)}
+    roots.add(_resolved(path).parent)
+    bad: list[str] = []
+    for location in sorted(locations):
+        parts = location.replace("\\", "/").split("/")
+        if not location or location.startswith(("/", "\\")) or Path(location).is_absolute():
+            bad.append(f"'{location}' (an absolute path)")
+        elif ".." in parts or (len(location) > 1 and location[1] == ":"):
+            bad.append(f"'{location}' (it climbs out with '..')")
+        else:
+            target = _resolved(base / location)
+            if not any(target == r or r in target.parents for r in roots):
+                bad.append(f"'{location}' (a link to {target})")
+    if bad:
+        raise ModelError(
+            f"The ONNX model {path} points its external data outside its folder {base}: "
+            f"{', '.join(bad)}. aia reads external data only from the model's own folder; "
+            "a model that points elsewhere could read any file of this machine."
+        )
+
+
+def _resolved(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return p.absolute()
 
 
 def _advice(guess: str) -> str:

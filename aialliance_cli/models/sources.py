@@ -273,9 +273,15 @@ def _resolve_url(spec: ModelSpec, allow_network: bool, report, root: Path) -> Re
         _download(url, tmp / cache.MODEL_FILE, sha)
         report("validating")
         try:
-            check_onnx_file(tmp / cache.MODEL_FILE)
+            info = check_onnx_file(tmp / cache.MODEL_FILE)
         except ModelError as exc:
             raise ModelError(f"The file downloaded from {url} is not usable: {exc}") from None
+        if info.external_data:  # docs/models.md: only single-file models come from a URL
+            raise ModelError(
+                f"The file downloaded from {url} keeps weights in external data files "
+                f"({', '.join(info.external_data)}); only single-file ONNX models can come "
+                "from a URL. Download the model's folder and use model: file instead."
+            )
 
     entry = cache.store(key, {"kind": "url", "url": url, "sha256": sha}, fill, root=root)
     return ResolvedModel(entry.model_path, "url", desc, None, key, False)

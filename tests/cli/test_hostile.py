@@ -222,3 +222,95 @@ def test_model_names_with_escapes_are_shown_escaped(
     assert result.exit_code == 0, result.output
     assert_no_raw_control(result.output)
     assert needle in result.output
+
+
+# --- external data never leaves the model's folder -------------------------------------------
+
+
+@pytest.fixture
+def secret(hostile_dir: Path) -> Path:
+    """A file outside the model's folder, big enough for the tensor that points at it."""
+    outside = hostile_dir.parent / "outside.bin"
+    outside.write_bytes(b"s" * 64)
+    (hostile_dir / "weights.bin").symlink_to(outside)
+    return outside
+
+
+@pytest.fixture
+def no_onnx_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if ONNX Runtime or onnx is asked to open a model: aia must refuse first."""
+    import onnx
+    import onnxruntime
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a model was opened: {args[:1]}")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+    monkeypatch.setattr(onnx, "load", refuse)
+    monkeypatch.setattr(onnx, "load_model", refuse)
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ("external-dotdot.onnx", "'../outside.bin' (it climbs out with '..')"),
+        ("external-absolute.onnx", "'/etc/passwd' (an absolute path)"),
+        ("external-symlink.onnx", "'weights.bin' (a link to"),
+    ],
+)
+@pytest.mark.parametrize("command", ["inspect", "run", "bench", "profile"])
+def test_external_data_outside_the_folder_is_refused_before_onnx(
+    hostile_dir: Path, secret: Path, no_onnx_reads: None, command: str, model: str, needle: str
+) -> None:
+    assert_refused(invoke(command, model), model, needle, "outside its folder")
+
+
+def test_external_data_outside_is_refused_through_a_profile(
+    hostile_dir: Path, secret: Path, no_onnx_reads: None
+) -> None:
+    (hostile_dir / "p.yaml").write_text("name: p\nmodel: external-dotdot.onnx\n")
+    assert_refused(invoke("run", "p.yaml"), "outside its folder")
+
+
+def test_external_data_inside_the_folder_still_loads(hostile_dir: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(hostile_dir / "model.onnx"))
+    sub = hostile_dir / "inside"
+    (sub / "data").mkdir(parents=True)
+    onnx.save(
+        model,
+        str(sub / "m.onnx"),
+        save_as_external_data=True,
+        location="data/w.bin",
+        size_threshold=0,
+    )
+    result = invoke("inspect", sub / "m.onnx")
+    assert result.exit_code == 0, result.output
+    assert "data/w.bin" in result.output
+    result = invoke("run", sub / "m.onnx")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("location", ["model.onnx", "../outside.bin"])
+def test_url_model_must_be_a_single_file(tmp_path: Path, location: str) -> None:
+    """A downloaded model that names external data, even its own file, is refused (exit 2)."""
+    import hashlib
+
+    import onnx
+
+    from aialliance_cli.errors import ModelError
+    from aialliance_cli.models.cache import list_cache
+    from aialliance_cli.models.sources import ModelSpec, resolve_model
+
+    model = onnx.load(str(HOSTILE / "external-dotdot.onnx"), load_external_data=False)
+    model.graph.initializer[0].external_data[0].value = location
+    served = tmp_path / "served.onnx"
+    served.write_bytes(model.SerializeToString())
+    (tmp_path / "outside.bin").write_bytes(b"s" * 64)
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    spec = ModelSpec(kind="url", url=served.as_uri(), sha256=sha)
+    with pytest.raises(ModelError, match="single-file|outside its folder") as err:
+        resolve_model(spec, tmp_path / "cache", allow_network=True)
+    assert err.value.exit_code == 2
+    assert list_cache() == []
