@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from aialliance_cli.cli import options as o
+from aialliance_cli.cli.genbench import Engine, Exporter, Precision, gen_options
 from aialliance_cli.cli.output import handles_errors
 
 Eps = Annotated[
@@ -187,6 +188,9 @@ def bench(
         ),
     ] = False,
     no_tuned: o.NoTuned = False,
+    engine: Engine = None,
+    precision: Precision = None,
+    exporter: Exporter = None,
 ) -> None:
     """Benchmark latency, throughput, memory and CPU use, one configuration or a sweep."""
     from aialliance_cli.cli.output import spinner
@@ -243,6 +247,7 @@ def bench(
             json_=json_,
             md=md,
             out=out,
+            options=gen_options(engine, precision, exporter),
         )
         return
     gen_only = {
@@ -250,6 +255,9 @@ def bench(
         "--gen-len": gen_len,
         "--md": md or None,
         "--random-weights": random_weights or None,
+        "--engine": engine,
+        "--precision": precision,
+        "--exporter": exporter,
     }
     given = [k for k, v in gen_only.items() if v is not None]
     if given:

@@ -3,9 +3,54 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+_GEN = "Text generation (text-generation profiles)"
+
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        rich_help_panel=_GEN,
+        help="Who runs the decode loop: aia (its own, IO-bound KV cache) or genai "
+        "(ONNX Runtime GenAI's generator). Default: generation.engine, else aia.",
+    ),
+]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        rich_help_panel=_GEN,
+        help="Weights of the built decoder: fp32, int4 or int8 (CPU), fp16 or bf16 (GPU EPs). "
+        "Default: generation.precision, else fp32.",
+    ),
+]
+Exporter = Annotated[
+    str | None,
+    typer.Option(
+        "--exporter",
+        rich_help_panel=_GEN,
+        help="auto (ONNX Runtime GenAI's model builder when available, else optimum), "
+        "builder or optimum. Default: generation.exporter, else auto.",
+    ),
+]
+
+
+def gen_options(engine: str | None, precision: str | None, exporter: str | None) -> Any:
+    """The generation choices, checked: a bad value is exit 2 naming the option."""
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.runtime.textgen import GenOptions
+
+    for name, value, allowed in (
+        ("--engine", engine, ("aia", "genai")),
+        ("--precision", precision, ("fp32", "fp16", "bf16", "int4", "int8")),
+        ("--exporter", exporter, ("auto", "builder", "optimum")),
+    ):
+        if value is not None and value not in allowed:
+            raise BadInputError(f"{name} must be one of {', '.join(allowed)}; got '{value}'")
+    return GenOptions(engine=engine, precision=precision, exporter=exporter)
 
 
 def parse_int_list(name: str, value: str | None) -> list[int] | None:
@@ -45,6 +90,7 @@ def bench_generation_cli(
     json_: bool,
     md: bool,
     out: Path | None,
+    options: Any = None,
 ) -> None:
     from aialliance_cli import interrupts
     from aialliance_cli.cli.output import print_json, show, spinner, table, warn_all
@@ -57,7 +103,12 @@ def bench_generation_cli(
     ov = Overrides(ep=ep, threads=threads, strict=strict)
     with spinner("preparing", enabled=not json_) as update:
         p = prepare_generation(
-            target, ov, random_weights=random_weights, allow_network=allow_network, status=update
+            target,
+            ov,
+            random_weights=random_weights,
+            allow_network=allow_network,
+            status=update,
+            options=options,
         )
     with spinner("generating", enabled=not json_):
         rows, results = bench_text(
@@ -87,7 +138,8 @@ def bench_generation_cli(
                 f"aia bench {p.target.name} (text generation)",
                 _COLUMNS,
                 [_row(r) for r in records],
-                caption=f"EP {records[0]['ep']['name'] if records else '?'}; "
+                caption=f"EP {records[0]['ep']['name'] if records else '?'}; engine {p.engine}; "
+                f"{p.export.exporter} {p.export.precision}; "
                 "t/s = tokens per second; per-token = decode step latency",
             )
         )

@@ -9,6 +9,7 @@ import typer
 
 from aialliance_cli import interrupts
 from aialliance_cli.cli import options as o
+from aialliance_cli.cli.genbench import Engine, Exporter, Precision, gen_options
 from aialliance_cli.cli.output import handles_errors
 
 
@@ -52,6 +53,9 @@ def run(
         ),
     ] = False,
     no_tuned: o.NoTuned = False,
+    engine: Engine = None,
+    precision: Precision = None,
+    exporter: Exporter = None,
 ) -> None:
     """Run a profile or ONNX model once and print its outputs and the EP that ran it."""
 
@@ -78,8 +82,21 @@ def run(
             strict,
             allow_network,
             json_,
+            gen_options(engine, precision, exporter),
         )
         return
+    given = [
+        k
+        for k, v in (("--engine", engine), ("--precision", precision), ("--exporter", exporter))
+        if v is not None
+    ]
+    if given:
+        from aialliance_cli.errors import BadInputError
+
+        raise BadInputError(
+            f"{', '.join(given)} apply to text-generation profiles only "
+            f"({target or 'the default profile'} is not one)"
+        )
 
     from aialliance_cli.cli.output import info, spinner, warn_all
     from aialliance_cli.runtime.api import Overrides
@@ -196,7 +213,7 @@ def _render(out: Any, data: dict[str, Any]) -> None:
 
 
 def _run_generation(
-    target, prompt, max_new_tokens, random_weights, ep, threads, strict, allow_network, json_
+    target, prompt, max_new_tokens, random_weights, ep, threads, strict, allow_network, json_, opts
 ) -> None:
     """Stream generated text token by token, then the figures (TTFT, decode tokens/s)."""
     import sys
@@ -208,7 +225,12 @@ def _run_generation(
     ov = Overrides(ep=ep, threads=threads, strict=strict)
     with spinner("preparing", enabled=not json_) as update:
         p = prepare_generation(
-            target, ov, random_weights=random_weights, allow_network=allow_network, status=update
+            target,
+            ov,
+            random_weights=random_weights,
+            allow_network=allow_network,
+            status=update,
+            options=opts,
         )
 
     shown = _VisibleStream(sys.stdout)
@@ -236,6 +258,7 @@ def _run_generation(
         decode = m["decode_tokens_per_s"]
         rows = [
             ("EP", data["ep"]["name"]),
+            ("engine", f"{p.engine} ({p.export.exporter} {p.export.precision})"),
             ("prompt tokens", str(m["n_prompt_tokens"])),
             ("tokens generated", str(m["n_generated"])),
             ("time to first token", ttft),

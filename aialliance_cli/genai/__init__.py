@@ -9,7 +9,7 @@ functions of the submodules that need them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -97,6 +97,15 @@ class GenerationSpec(_Strict):
     prompts: Annotated[tuple[NonEmptyStr, ...], BeforeValidator(_str_list)] = ()
     chat_template: StrictBool = False
     architecture: Annotated[dict[str, Any] | None, BeforeValidator(_config_values)] = None
+    # How the decoder is made and run (docs/generation.md): the model builder's fused graph
+    # (auto: when available, else optimum), its precision and int4/int8 block size and
+    # accuracy level, and the engine that runs it (aia's loop or ONNX Runtime GenAI's).
+    exporter: Literal["auto", "builder", "optimum"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16", "int4", "int8"] = "fp32"
+    block_size: Literal[16, 32, 64, 128, 256] = 32
+    accuracy_level: Annotated[StrictInt, Field(ge=0, le=4)] | None = None
+    engine: Literal["aia", "genai"] = "aia"
+    spinning: StrictBool = True
     bench: GenBenchSpec = Field(default_factory=GenBenchSpec)
 
 

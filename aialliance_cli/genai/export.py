@@ -69,6 +69,9 @@ class DecoderInfo:
     context_length: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     model_type: str | None = None
+    # The model builder's fixed-size cache: past and present are one buffer of max length
+    # that GroupQueryAttention writes in place (no copy of the cache per step).
+    share_buffer: bool = False
 
     @property
     def past_names(self) -> tuple[str, ...]:
@@ -266,12 +269,8 @@ def check_decoder(
     dtype = _ORT_TO_NUMPY.get(types[keys[layers[0]]])
     if dtype is None:
         raise ModelError(f"{label}: unsupported cache type {types[keys[layers[0]]]}.")
-    if (files and files.genai_config or {}).get("search", {}).get("past_present_share_buffer"):
-        raise ModelError(
-            f"{label}: genai_config.json sets search.past_present_share_buffer (a fixed-size "
-            "cache for ONNX Runtime GenAI); aia's loop needs a growing cache.",
-            hint="Rebuild it with the model builder for the CPU EP, or set it to false.",
-        )
+    search = (files.genai_config or {}).get("search", {}) if files else {}
+    share_buffer = bool(search.get("past_present_share_buffer"))
     logits = next((n for n in out_names if n == dec.get("outputs", {}).get("logits")), None)
     logits = logits or ("logits" if "logits" in out_names else out_names[0])
     out_shapes = {n: s for n, s, _ in outs}
@@ -321,6 +320,7 @@ def check_decoder(
         context_length=int(ctx) if ctx else None,
         eos_token_ids=eos,
         model_type=genai.get("type") or config.get("model_type"),
+        share_buffer=share_buffer,
     )
 
 

@@ -164,10 +164,17 @@ class Generator:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def _empty_past(self, batch: int) -> list[Any]:
+    def _empty_past(self, batch: int, max_length: int = 0) -> list[Any]:
+        """An empty cache; with a shared buffer, zeroed buffers of ``max_length`` positions."""
         import onnxruntime as ort
 
-        shape = (batch, self.info.num_kv_heads, 0, self.info.head_dim)
+        length = max_length if self.info.share_buffer else 0
+        shape = (batch, self.info.num_kv_heads, length, self.info.head_dim)
+        if length:  # one zeroed array each: they are written in place
+            return [
+                ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, self.info.dtype), self.device, 0)
+                for _ in self.info.present_names
+            ]
         empty = np.zeros(shape, dtype=self.info.dtype)
         return [
             ort.OrtValue.ortvalue_from_numpy(empty, self.device, 0) for _ in self.info.present_names
@@ -190,8 +197,12 @@ class Generator:
         for name, value in zip(info.past_names, past, strict=True):
             binding.bind_ortvalue_input(name, value)
         binding.bind_output(info.logits_name, "cpu")
-        for name in info.present_names:
-            binding.bind_output(name, self.device)
+        if info.share_buffer:  # GroupQueryAttention writes the new entries in place
+            for name, value in zip(info.present_names, past, strict=True):
+                binding.bind_ortvalue_output(name, value)
+        else:
+            for name in info.present_names:
+                binding.bind_output(name, self.device)
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # an EP failing mid-run: valid input, broken run
@@ -200,7 +211,38 @@ class Generator:
             ) from None
         outs = binding.get_outputs()
         logits = outs[0].numpy()[:, -1, :]
-        return logits, list(outs[1:])
+        return logits, (past if info.share_buffer else list(outs[1:]))
+
+    def prompt_logits(self, prompt_ids: Any) -> np.ndarray:
+        """Logits at every position of ``prompt_ids`` (batch, length, vocab): one prefill run."""
+        ids = np.ascontiguousarray(prompt_ids, dtype=np.int64)
+        if ids.ndim == 1:
+            ids = ids[None, :]
+        batch, n = ids.shape
+        info = self.info
+        binding = self.session.io_binding()
+        past = self._empty_past(batch, n)
+        binding.bind_cpu_input(info.input_ids_name, ids)
+        if info.attention_mask_name:
+            binding.bind_cpu_input(info.attention_mask_name, np.ones((batch, n), np.int64))
+        if info.position_ids_name:
+            pos = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int64), (batch, n)))
+            binding.bind_cpu_input(info.position_ids_name, pos)
+        if info.use_cache_branch_name:
+            binding.bind_cpu_input(info.use_cache_branch_name, np.array([False]))
+        for name, value in zip(info.past_names, past, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        binding.bind_output(info.logits_name, "cpu")
+        for name, value in zip(info.present_names, past, strict=True):
+            if info.share_buffer:
+                binding.bind_ortvalue_output(name, value)
+            else:
+                binding.bind_output(name, self.device)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:
+            raise RuntimeFailure(f"{self.name}: ONNX Runtime failed on the prompt: {exc}") from None
+        return binding.get_outputs()[0].numpy()
 
     def generate(
         self,
@@ -258,7 +300,7 @@ class Generator:
         live_text = decode_text and (on_token is not None or bool(settings.stop))
         try:
             binding = self.session.io_binding()
-            past = self._empty_past(batch)
+            past = self._empty_past(batch, n_prompt + limit)
             mask = np.ones((batch, n_prompt), dtype=np.int64)
             pos = np.broadcast_to(np.arange(n_prompt, dtype=np.int64), (batch, n_prompt))
             step_ids = ids

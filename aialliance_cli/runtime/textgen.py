@@ -51,6 +51,33 @@ class GenPrepared:
     placement: Any = None
     feeds: Any = ()
     dims: Any = None
+    export: Any = None  # genai.builder.ExportOutcome: which exporter made the decoder
+    engine: str = "aia"
+    spinning: bool = True
+
+
+@dataclass
+class EngineSession:
+    """What results record of the session when ONNX Runtime GenAI builds it (--engine genai)."""
+
+    spec: Any  # the SessionSpec aia chose (EP, threads); GenAI gets the same through its config
+    ep: str
+    options: dict[str, Any]
+    providers: tuple[str, ...]
+    fallbacks: list[Any]
+    session: Any = None
+
+    def fallback_warnings(self) -> list[str]:
+        return []
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    """Command-line choices for generation (None: the profile's generation: section)."""
+
+    engine: str | None = None  # aia | genai
+    precision: str | None = None  # fp32 | fp16 | bf16 | int4 | int8
+    exporter: str | None = None  # auto | builder | optimum
 
 
 def prepare_generation(
@@ -60,10 +87,19 @@ def prepare_generation(
     random_weights: bool = False,
     allow_network: bool = False,
     status: Status = _quiet,
+    options: GenOptions | None = None,
 ) -> GenPrepared:
-    """Resolve (export or build) the decoder, plan the EP, build the session, load the loop."""
-    from aialliance_cli.genai import GenerationSpec
-    from aialliance_cli.genai.export import export_causal_lm, locate_decoder
+    """Resolve (build or export) the decoder, plan the EP, build the session, load the engine.
+
+    Threads and spinning are always set explicitly: ``--threads`` or the profile's
+    ``session.intra_op_threads``, else the physical core count; spinning from
+    ``generation.spinning`` (default on). Both engines get the same values.
+    """
+    import dataclasses
+
+    from aialliance_cli.genai import make_settings
+    from aialliance_cli.genai.builder import ExportOutcome, builder_ep, export_decoder
+    from aialliance_cli.genai.export import locate_decoder
     from aialliance_cli.genai.generate import load_generator
     from aialliance_cli.genai.tiny import architecture_for, build_random_causal_lm
     from aialliance_cli.hardware import detect
@@ -72,8 +108,16 @@ def prepare_generation(
 
     loaded = load_profile(target)
     prof = loaded.profile
-    spec = prof.generation or GenerationSpec()
+    opts = options or GenOptions()
+    spec = make_settings(
+        prof.generation,
+        source=f"profile {loaded.path}",
+        engine=opts.engine,
+        precision=opts.precision,
+        exporter=opts.exporter,
+    )
     m = prof.model
+    export: Any = None
     if m.huggingface is not None:
         hf = m.huggingface
         if random_weights:
@@ -87,13 +131,20 @@ def prepare_generation(
             from aialliance_cli.models.sources import package_dir
 
             source = package_dir(hf.package.name) / (hf.package.path or "")
-        status("exporting the decoder with its KV cache (optimum)")
-        folder = export_causal_lm(
+        export = export_decoder(
             source,
-            allow_download=allow_network,
+            exporter=spec.exporter,
+            precision=spec.precision,
+            execution_provider=builder_ep(_ep_name(ov.ep)),
+            block_size=spec.block_size,
+            accuracy_level=spec.accuracy_level,
             revision=hf.revision or "main",
             opset=hf.opset,
+            allow_download=allow_network,
+            allow_install=allow_network,
+            progress=status,
         )
+        folder = export.folder
     elif m.file is not None:
         if random_weights:
             raise BadInputError(
@@ -101,12 +152,19 @@ def prepare_generation(
                 "names an ONNX file, whose weights are already there"
             )
         folder = loaded.resolve(m.file)
+        if opts.precision not in (None, "fp32") or opts.exporter not in (None, "auto"):
+            raise BadInputError(
+                f"--precision and --exporter need a Hugging Face model in {loaded.path}; this "
+                "profile names an ONNX decoder, used as it is"
+            )
     else:
         raise BadInputError(
             f"profile {loaded.path}: a text-generation model must be model.huggingface "
             "(exported with its KV cache) or model.file (an ONNX decoder or its folder)"
         )
     files = locate_decoder(folder)
+    if export is None:
+        export = ExportOutcome(files.folder, "given", spec.precision)
     tgt = Target(
         name=prof.name,
         model_path=files.model_path,
@@ -116,17 +174,76 @@ def prepare_generation(
             "path": str(files.model_path),
             "layout": files.layout,
             "random_weights": random_weights,
+            "exporter": export.exporter,
+            "precision": export.precision,
+            "block_size": export.block_size,
+            "accuracy_level": export.accuracy_level,
         },
     )
     inventory = detect()
     sess_spec, (the_plan, choice, warnings) = choose_session(tgt, ov, inventory)
-    status(f"building the session on {sess_spec.ep}")
-    built = build_session(files.model_path, sess_spec)
-    warnings.extend(built.fallback_warnings())
-    generator = load_generator(files.folder, session=built.session)
-    return GenPrepared(
-        tgt, generator, built, spec, random_weights, inventory, the_plan, choice, warnings
+    warnings = [*export.warnings, *warnings]
+    threads = sess_spec.intra_op_threads or _default_threads(inventory)
+    spin = "1" if spec.spinning else "0"
+    sess_spec = dataclasses.replace(
+        sess_spec,
+        intra_op_threads=threads,
+        config={
+            **sess_spec.config,
+            "session.intra_op.allow_spinning": spin,
+            "session.inter_op.allow_spinning": spin,
+        },
     )
+    if spec.engine == "genai":
+        from aialliance_cli.genai.ortgenai import GenAIEngine
+
+        status(f"loading the model in ONNX Runtime GenAI on {sess_spec.ep}")
+        generator: Any = GenAIEngine(
+            files.folder,
+            ep=sess_spec.ep,
+            intra_op_threads=threads,
+            inter_op_threads=sess_spec.inter_op_threads,
+            spinning=spec.spinning,
+        )
+        built: Any = EngineSession(
+            sess_spec,
+            sess_spec.ep,
+            dict(sess_spec.options),
+            (sess_spec.ep,),
+            [],
+        )
+    else:
+        status(f"building the session on {sess_spec.ep}")
+        built = build_session(files.model_path, sess_spec)
+        warnings.extend(built.fallback_warnings())
+        generator = load_generator(files.folder, session=built.session)
+    return GenPrepared(
+        tgt,
+        generator,
+        built,
+        spec,
+        random_weights,
+        inventory,
+        the_plan,
+        choice,
+        warnings,
+        export=export,
+        engine=spec.engine,
+        spinning=spec.spinning,
+    )
+
+
+def _ep_name(ep: str | None) -> str | None:
+    if not ep:
+        return None
+    from aialliance_cli.providers.catalogue import resolve_ep_name
+
+    return resolve_ep_name(ep)
+
+
+def _default_threads(inventory: Any) -> int:
+    cpu = getattr(inventory, "cpu", None)
+    return int(getattr(cpu, "physical_cores", None) or getattr(cpu, "logical_cores", None) or 1)
 
 
 def _settings(p: GenPrepared, extra: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +253,10 @@ def _settings(p: GenPrepared, extra: dict[str, Any]) -> dict[str, Any]:
         "inter_op_threads": s.inter_op_threads,
         "graph_optimization_level": s.graph_optimization_level,
         "execution_mode": s.execution_mode,
+        "allow_spinning": p.spinning,
+        "engine": p.engine,
+        "exporter": p.export.exporter if p.export else None,
+        "precision": p.export.precision if p.export else None,
         "random_weights": p.random_weights,
         **extra,
     }
