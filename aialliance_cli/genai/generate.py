@@ -206,6 +206,14 @@ class Generator:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # an EP failing mid-run: valid input, broken run
+            if info.share_buffer and "shape" in str(exc).lower():
+                raise ModelError(
+                    f"{self.name}: genai_config.json sets search.past_present_share_buffer, but "
+                    "the decoder does not write its cache in place (it has no "
+                    f"GroupQueryAttention over a fixed-size buffer): {str(exc)[:300]}",
+                    hint="Set search.past_present_share_buffer to false in genai_config.json, "
+                    "or rebuild the model with ONNX Runtime GenAI's model builder.",
+                ) from None
             raise RuntimeFailure(
                 f"{self.name}: ONNX Runtime failed while generating: {exc}"
             ) from None

@@ -182,10 +182,15 @@ def _genai_entries(folder: Path) -> list[CacheEntry]:
         except (OSError, ValueError):
             source = {"kind": "text-generation model folder"}
         created = _dt.datetime.fromtimestamp(_mtime(child), _dt.timezone.utc)
-        out.append(CacheEntry(
-            key=f"{GENAI_DIR}/{child.name}", path=child, source=source,
-            created=created.isoformat(timespec="seconds"), size_bytes=_tree_size(child),
-        ))
+        out.append(
+            CacheEntry(
+                key=f"{GENAI_DIR}/{child.name}",
+                path=child,
+                source=source,
+                created=created.isoformat(timespec="seconds"),
+                size_bytes=_tree_size(child),
+            )
+        )
     return out
 
 
@@ -211,6 +216,7 @@ def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> i
             ):
                 targets.append(child)
     else:
+
         def valid(k: str) -> bool:
             parts = k.split("/")
             if len(parts) == 2 and parts[0] == GENAI_DIR:

@@ -54,6 +54,8 @@ class GenPrepared:
     export: Any = None  # genai.builder.ExportOutcome: which exporter made the decoder
     engine: str = "aia"
     spinning: bool = True
+    source: Any = None  # the transformers folder or hub id the decoder was made from
+    allow_network: bool = False
 
 
 @dataclass
@@ -118,11 +120,12 @@ def prepare_generation(
     )
     m = prof.model
     export: Any = None
+    source: Any = None
     if m.huggingface is not None:
         hf = m.huggingface
         if random_weights:
             status("building the architecture with random weights")
-            source: Any = build_random_causal_lm(architecture_for(hf.id, spec.architecture))
+            source = build_random_causal_lm(architecture_for(hf.id, spec.architecture))
         elif hf.id is not None:
             source = hf.id
         elif hf.path is not None:
@@ -230,6 +233,8 @@ def prepare_generation(
         export=export,
         engine=spec.engine,
         spinning=spec.spinning,
+        source=source if m.huggingface is not None else None,
+        allow_network=allow_network,
     )
 
 
@@ -365,8 +370,11 @@ def bench_text(
         random_weights=p.random_weights,
         model_name=p.target.name,
     )
+    accuracy = quantized_accuracy(p)
     results = []
     for r in rows:
+        if accuracy is not None:
+            r.metrics["accuracy"] = accuracy
         warnings = list(p.warnings)
         if p.random_weights:
             warnings.append("random weights: same architecture, no download; timings are real")
@@ -390,6 +398,31 @@ def bench_text(
             )
         )
     return rows, results
+
+
+def quantized_accuracy(p: GenPrepared) -> dict[str, Any] | None:
+    """Accuracy of an int4/int8 build against the fp32 build of the same weights, else None.
+
+    The fp32 build is made (and cached) as the quantized one was; the figures come from
+    :func:`aialliance_cli.genai.accuracy.accuracy_vs_reference` on the CPU.
+    """
+    e = p.export
+    if e is None or e.exporter != "builder" or e.precision not in ("int4", "int8"):
+        return None
+    if p.source is None:
+        return None
+    from aialliance_cli.genai.accuracy import accuracy_vs_reference
+    from aialliance_cli.genai.builder import build_genai_model
+
+    ref = build_genai_model(
+        p.source,
+        precision="fp32",
+        execution_provider="cpu",
+        allow_download=p.allow_network,
+        allow_install=p.allow_network,
+    )
+    report = accuracy_vs_reference(ref.folder, e.folder, threads=p.built.spec.intra_op_threads)
+    return {**report.to_dict(), "reference_precision": "fp32"}
 
 
 def default_model_dir(path: Path) -> Path:  # pragma: no cover - small helper for callers

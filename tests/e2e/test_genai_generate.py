@@ -232,8 +232,10 @@ def test_genai_layout_is_detected_and_runs(llama: tuple[Path, Path], tmp_path: P
 
     config["search"]["past_present_share_buffer"] = True
     (genai / "genai_config.json").write_text(json.dumps(config))
+    shared = load_generator(genai)  # the builder's in-place cache: an optimum graph has none
+    assert shared.info.share_buffer
     with pytest.raises(ModelError, match="past_present_share_buffer"):
-        load_generator(genai)
+        shared.generate(ids, {"max_new_tokens": 6}, ignore_eos=True)
 
 
 def test_export_is_cached_by_source_and_options(llama: tuple[Path, Path]) -> None:
