@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -152,6 +153,22 @@ def bench(
         ),
     ] = False,
     min_coverage: o.MinCoverage = None,
+    check_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--check-outputs",
+            help="Also run 16 distinct inputs through every configuration and compare its "
+            "outputs with the fp32 model on the CPU EP (recorded as 'agreement').",
+        ),
+    ] = False,
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--min-accuracy",
+            help="With --check-outputs: the agreement a configuration must reach (0-1; "
+            "default per task, e.g. cosine 0.99 for sentence embeddings).",
+        ),
+    ] = None,
     until_stable: Annotated[
         float | None,
         typer.Option(
@@ -220,6 +237,7 @@ def bench(
             "--input-dir": input_dir,
             "--text": text,
             "--min-coverage": min_coverage,
+            "--check-outputs": check_outputs or None,
             "--variant": variant,
         }
         given = [k for k, v in unsupported.items() if v]
@@ -307,6 +325,7 @@ def bench(
         from aialliance_cli.hardware import detect
 
         tgt = prepare_target(target, allow_network=allow_network, status=update)
+        base_target = tgt  # the fp32 model that --check-outputs compares with
         bench_settings(tgt, ov)  # bad counts in the profile: exit 2 before anything runs
         from aialliance_cli.models.variants import parse_variants
 
@@ -347,8 +366,11 @@ def bench(
             allow_network=allow_network,
         )
     S.refuse_unavailable(planned)  # exit 3 now, not after the other configurations ran
+    reference: Any = contextlib.nullcontext()
+    if check_outputs or min_accuracy is not None:
+        reference = _reference(base_target, planned, ov, check_outputs, min_accuracy, json_)
     local = in_process or not S.SINGLE_IN_WORKER
-    with _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
+    with reference, _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
         def on_result(i: int, p: S.Planned, result: dict[str, Any]) -> None:
             if tuned is not None and (tuned.record is not None or tuned.notes):
@@ -388,6 +410,22 @@ def _tuned_notes(tuned: Any, json_: bool) -> None:
         info(note)
     if tuned.record is not None:
         info(tuned.record.summary_line())
+
+
+def _reference(
+    tgt: Any, planned: list[Any], ov: Any, check: bool, min_accuracy: float | None, json_: bool
+) -> Any:
+    """--check-outputs: the fp32 CPU reference, computed once, read by every worker."""
+    from aialliance_cli.cli.output import spinner
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.tune.accuracy import check_min_accuracy, reference_for_jobs
+
+    check_min_accuracy(min_accuracy)
+    if not check:
+        raise BadInputError("--min-accuracy applies with --check-outputs")
+    ref = reference_for_jobs(tgt, [p.job for p in planned], min_accuracy=min_accuracy, overrides=ov)
+    with spinner("computing the fp32 CPU reference", enabled=not json_):
+        return ref.compute()  # the sweep's `with` removes its files afterwards
 
 
 def _scenario(
@@ -668,6 +706,10 @@ def render_bench(results: list[dict[str, Any]], *, sweep: bool | None = None) ->
         ),
         ("CPU utilisation", _cpu),
     ]
+    if any(r.get("agreement") for r in results):
+        from aialliance_cli.tune.accuracy import agreement_text
+
+        spec.append(("agreement vs fp32 CPU", lambda r: agreement_text(r.get("agreement"))))
     if any(r.get("status") == "failed" for r in results):
         spec.append(("error", lambda r: _short(r.get("error") or "")))
     rows = [(label, *(fn(r) for r in results)) for label, fn in spec]

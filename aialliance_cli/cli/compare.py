@@ -19,6 +19,7 @@ VERDICT_STYLES = {
     "no baseline": "yellow",
     "no data": "yellow",
     "failed": "red",
+    "outputs differ": "bold red",
 }
 
 
@@ -144,6 +145,18 @@ def compare(
         )
 
 
+def _agreement(agreement: dict[str, Any] | None) -> str:
+    """The --check-outputs agreement in a cell: ``cosine 0.9935 ok`` / ``... < 0.99``."""
+    if not agreement:
+        return "-"
+    from aialliance_cli.tune.accuracy import agreement_text
+
+    text = agreement_text(agreement)
+    if agreement.get("passed") is False:
+        return f"{text} < {agreement.get('min_accuracy')}"
+    return f"{text} ok" if agreement.get("passed") else text
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
     if x is None:
         return "n/a"
@@ -182,6 +195,7 @@ def render_table(table: Any) -> None:
                 if names[r.machine] != r.machine
             ),
         )
+        checked = any(r.agreement for r in table.group_rows(group))
         for col, justify in (
             ("machine", "left"),
             ("EP", "left"),
@@ -190,6 +204,7 @@ def render_table(table: Any) -> None:
             ("p99 ms", "right"),
             ("inf/s", "right"),
             ("ratio", "right"),
+            *((("agreement", "left"),) if checked else ()),
             ("verdict", "left"),
         ):
             t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
@@ -208,6 +223,7 @@ def render_table(table: Any) -> None:
                 _fmt(r.p99),
                 _fmt(r.throughput, 1),
                 ratio,
+                *((escape(_agreement(r.agreement)),) if checked else ()),
                 f"[{style}]{escape(r.verdict)}[/]" if style else escape(r.verdict),
             )
         show(t)

@@ -40,7 +40,16 @@ from aialliance_cli.results.tabular import environment_name, get, scenario_name
 
 SOURCE_KEY = "_source"  # added by load_many: {"path": str, "index": 1-based record number}
 
-VERDICTS = ("faster", "slower", "within noise", "baseline", "no baseline", "no data", "failed")
+VERDICTS = (
+    "faster",
+    "slower",
+    "within noise",
+    "baseline",
+    "no baseline",
+    "no data",
+    "failed",
+    "outputs differ",  # --check-outputs: below its min accuracy; never shown as a win
+)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -280,6 +289,7 @@ class Row:
     baseline: str | None  # the config label of the baseline this row is compared with
     source: str  # file#record
     index: int  # position in the records given to compare()
+    agreement: dict[str, Any] | None = None  # the record's --check-outputs agreement, if any
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -486,6 +496,9 @@ def _row(
         b = max(base_idx, key=lambda j: (_match_score(cfg, cfgs[j]), -j))
         base_label = cfgs[b].label()
         verdict, ratio, change, rate_ratio = _versus(recs[b], cfgs[b], rec, cfg)
+    agreement = rec.get("agreement") if isinstance(rec.get("agreement"), Mapping) else None
+    if agreement and agreement.get("passed") is False and verdict not in ("failed", "no data"):
+        verdict = "outputs differ"  # a configuration that computes something else never wins
     src = rec.get(SOURCE_KEY) or {}
     return Row(
         group=group,
@@ -515,6 +528,7 @@ def _row(
         baseline=base_label,
         source=f"{src.get('path', '?')}#{src.get('index', '?')}" if src else f"record {i + 1}",
         index=i,
+        agreement=dict(agreement) if agreement else None,
     )
 
 

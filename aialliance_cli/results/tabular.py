@@ -50,6 +50,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "error",
     # Added later; new columns go at the end so positional readers keep working.
     "variant",
+    "agreement",  # --check-outputs: the accuracy score against the fp32 CPU reference
+    "agreement_passed",
 )
 
 
@@ -205,6 +207,8 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         "loadgen_qps": _num(get(record, "metrics", "loadgen", "qps")),
         "error": record.get("error"),
         "variant": get(record, "settings", "variant") or get(record, "model", "variant"),
+        "agreement": _num(get(record, "agreement", "score")),
+        "agreement_passed": get(record, "agreement", "passed"),
     }
     return {col: ("" if values.get(col) is None else values[col]) for col in CSV_COLUMNS}
 

@@ -121,7 +121,20 @@ def measure(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:
     result["profile"] = job["target"].get("profile_record") or result["profile"]
     result["config"] = job.get("config") or {}
     result["environment"] = job.get("environment")
+    if job.get("check_outputs") and result.get("status") == "ok":
+        _check_outputs(job, prepared, target, result, status)
     return result
+
+
+def _check_outputs(job: dict[str, Any], prepared: Any, target: Any, result: dict, status) -> None:
+    """``aia bench --check-outputs``: the reference inputs through this session (tune/accuracy)."""
+    from aialliance_cli.tune.accuracy import agreement_warning, check_job_outputs
+
+    status("checking the outputs against the fp32 CPU reference")
+    result["agreement"] = check_job_outputs(job["check_outputs"], prepared.built.session, target)
+    warning = agreement_warning(result["agreement"])
+    if warning:
+        result.setdefault("warnings", []).append(warning)
 
 
 def measure_profile(job: dict[str, Any], on_event: Event = _no_event) -> dict[str, Any]:

@@ -405,3 +405,145 @@ def check_model(
 ) -> Agreement:
     """Run ``model_path`` on the reference's inputs (CPU EP unless ``providers``) and compare."""
     return compare(ref, run_outputs(model_path, ref.inputs.feeds, providers=providers))
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+REFERENCE_EP = "CPUExecutionProvider"
+
+
+def reference_record(ref: Reference, path: str | Path | None = None) -> dict[str, Any]:
+    """What a result says about the reference it was compared with."""
+    return {
+        "ep": REFERENCE_EP,
+        "precision": "fp32 (the target's own model)",
+        "model": str(ref.target.model_path) if ref.target is not None else None,
+        "model_sha256": ref.model_sha256,
+        "inputs": ref.inputs.kind,
+        "inputs_digest": ref.inputs.digest,
+        "samples": len(ref.inputs.feeds),
+        **({"file": str(path)} if path is not None else {}),
+    }
+
+
+class reference_for_jobs:  # noqa: N801 - used as a context manager, like tempfile's
+    """``with reference_for_jobs(target, jobs): run them`` - every job checks its outputs.
+
+    Computes the fp32 CPU-EP reference of ``target`` once, writes it to a
+    temporary folder that the workers read (removed on exit) and adds
+    ``check_outputs`` to each job dict, which the worker honours after measuring
+    (:func:`check_job_outputs`).
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        jobs: Sequence[dict[str, Any]],
+        *,
+        min_accuracy: float | None = None,
+        n: int = MIN_INPUTS,
+        overrides: Any = None,
+        status: Any = None,
+    ) -> None:
+        self.target, self.jobs, self.n = target, list(jobs), n
+        self.min_accuracy = check_min_accuracy(min_accuracy)
+        self.overrides, self.status = overrides, status
+        self._tmp: Any = None
+        self.reference: Reference | None = None
+
+    def __enter__(self) -> reference_for_jobs:
+        return self.compute()
+
+    def compute(self) -> reference_for_jobs:
+        """Compute the reference and point the jobs at it (once; ``with`` calls it too)."""
+        import tempfile
+
+        if self.reference is not None:
+            return self
+        if self.status is not None:
+            self.status("computing the fp32 CPU reference outputs")
+        session = cpu_session(Path(self.target.model_path))
+        inputs = profile_inputs(self.target, self.n, overrides=self.overrides, session=session)
+        ref = reference(self.target, inputs)
+        self.reference = ref
+        self._tmp = tempfile.TemporaryDirectory(prefix="aia-reference-")
+        path = ref.save(Path(self._tmp.name) / "reference.npz")
+        threshold = (
+            default_min_accuracy(ref.task) if self.min_accuracy is None else self.min_accuracy
+        )
+        for job in self.jobs:
+            job["check_outputs"] = {
+                "path": str(path),
+                "task": ref.task,
+                "min_accuracy": threshold,
+                "reference": reference_record(ref),
+            }
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for job in self.jobs:
+            job.pop("check_outputs", None)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def check_job_outputs(check: Mapping[str, Any], session: Any, target: Any) -> dict[str, Any]:
+    """In a worker: run the reference inputs through ``session`` and judge the outputs.
+
+    Returns the result's ``agreement`` record; a check that cannot run (other
+    input names, a crash) says so in ``error`` with ``passed`` None.
+    """
+    record: dict[str, Any] = {"reference": dict(check.get("reference") or {})}
+    threshold = float(check.get("min_accuracy") or FALLBACK_MIN_ACCURACY)
+    try:
+        inputs = load_sets(check["path"], "in")
+        ref_out = load_sets(check["path"], "out")
+        kind = (check.get("reference") or {}).get("inputs", "synthetic")
+        ref = Reference(
+            InputSet(inputs, kind), ref_out, str(check.get("task") or "generic"), target
+        )
+        got = run_outputs(target.model_path, inputs, session=session)
+        agreement = compare(ref, got)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {
+            **record,
+            "error": f"the outputs could not be compared with the reference: {msg}",
+            "min_accuracy": threshold,
+            "passed": None,
+        }
+    return {**record, **agreement.judged(threshold)}
+
+
+def agreement_warning(agreement: Mapping[str, Any] | None) -> str | None:
+    """One line for a configuration whose outputs differ from the reference (None if fine)."""
+    if not agreement:
+        return None
+    if agreement.get("error"):
+        return str(agreement["error"])
+    if agreement.get("passed") is False:
+        score = agreement.get("score")
+        shown = "not finite" if score is None else f"{score:.4f}"
+        return (
+            f"its outputs differ from the fp32 CPU reference ({agreement_text(agreement)}: "
+            f"accuracy {shown}, below {agreement.get('min_accuracy')}); a speed-up here is not "
+            "a like-for-like win"
+        )
+    return None
+
+
+def agreement_text(agreement: Mapping[str, Any] | None) -> str:
+    """``cosine 0.9935`` / ``top-1 0.938`` / ``rel.err 1.2e-03`` / ``error`` (for tables)."""
+    if not agreement:
+        return ""
+    if agreement.get("error"):
+        return "error"
+    score = agreement.get("score")
+    if score is None:
+        return "not finite"
+    metric = agreement.get("metric")
+    if metric == "cosine":
+        return f"cosine {score:.4f}"
+    if metric == "top1":
+        return f"top-1 {score:.3f}"
+    return f"rel.err {max(0.0, 1 - score):.1e}"

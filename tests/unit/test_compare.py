@@ -119,6 +119,8 @@ def test_csv_columns_are_stable_and_in_order() -> None:
         "loadgen_qps",
         "error",
         "variant",
+        "agreement",
+        "agreement_passed",
     )
 
 
@@ -496,3 +498,21 @@ def test_flatten_reads_the_efficiency_block() -> None:
     rec = record(MINILM)
     rec["metrics"]["efficiency"] = {"flops_per_inference": 2889039908, "gflops_per_s": 31.4}
     assert flatten(rec)["gflops_per_s"] == 31.4
+
+
+# ----------------------------------------------------------------------------- agreement
+
+
+def test_a_faster_configuration_whose_outputs_differ_is_never_a_win() -> None:
+    base = variant(record(MINILM), tight=True)
+    base["agreement"] = {"metric": "cosine", "score": 1.0, "passed": True, "min_accuracy": 0.99}
+    good = variant(record(MINILM), 0.5, tight=True, ep="OpenVINOExecutionProvider")
+    good["agreement"] = {"metric": "cosine", "score": 0.995, "passed": True, "min_accuracy": 0.99}
+    bad = variant(record(MINILM), 0.5, tight=True, ep="DnnlExecutionProvider")
+    bad["agreement"] = {"metric": "cosine", "score": 0.93, "passed": False, "min_accuracy": 0.99}
+    table = compare([base, good, bad])
+    assert [r.verdict for r in table.rows] == ["baseline", "faster", "outputs differ"]
+    assert row_of(table, 2).ratio == pytest.approx(2.0)  # its speed is still shown
+    assert row_of(table, 2).agreement["score"] == 0.93
+    assert flatten(bad)["agreement"] == 0.93 and flatten(bad)["agreement_passed"] is False
+    assert flatten(record(MINILM))["agreement"] == ""

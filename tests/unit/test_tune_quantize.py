@@ -263,3 +263,23 @@ def test_unknown_input_kind(tmp_path: Path) -> None:
         A.profile_inputs(target, 4, kind="images")
     with pytest.raises(BadInputError, match="takes no text"):
         A.profile_inputs(target, 4, kind="sentences")
+
+
+def test_reference_for_jobs_points_every_job_at_one_file_and_removes_it(tmp_path: Path) -> None:
+    matmul_model(tmp_path / "mm.onnx", k=64, n=32)
+    target = _profile(tmp_path, "")
+    jobs: list[dict] = [{}, {}]
+    with A.reference_for_jobs(target, jobs, min_accuracy=0.9) as ref:
+        paths = {j["check_outputs"]["path"] for j in jobs}
+        assert len(paths) == 1 and Path(next(iter(paths))).is_file()
+        assert jobs[0]["check_outputs"]["min_accuracy"] == 0.9
+        session = A.cpu_session(target.model_path)
+        record = A.check_job_outputs(jobs[0]["check_outputs"], session, target)
+        assert record["passed"] is True and record["score"] == 1.0
+        assert record["reference"]["inputs_digest"] == ref.reference.inputs.digest
+    assert not Path(next(iter(paths))).exists() and jobs == [{}, {}]
+    # A session of another model (other input names) cannot be compared: said, not raised.
+    other = tanh_embedding_model(tmp_path / "enc.onnx")
+    with A.reference_for_jobs(target, jobs) as ref:
+        record = A.check_job_outputs(jobs[0]["check_outputs"], A.cpu_session(other), target)
+    assert record["passed"] is None and "could not be compared" in record["error"]
