@@ -53,6 +53,14 @@ def run(
         ),
     ] = False,
     no_tuned: o.NoTuned = False,
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--min-accuracy",
+            help="With several EPs (--ep A,B): the agreement each must reach with the fp32 "
+            "CPU run (0-1; default per task, e.g. cosine 0.99 for sentence embeddings).",
+        ),
+    ] = None,
     engine: Engine = None,
     precision: Precision = None,
     exporter: Exporter = None,
@@ -117,6 +125,9 @@ def run(
         allow_custom_ops=allow_custom_ops,
         variant=variant,
     )
+    if (ep and "," in ep) or min_accuracy is not None:
+        _run_eps(target, ov, ep, min_accuracy, save, json_, allow_network)
+        return
     with spinner("preparing", enabled=not json_) as update:
         from aialliance_cli.runtime.api import prepare_target
         from aialliance_cli.tune.apply import apply_tuned
@@ -151,6 +162,71 @@ def run(
     _render(out, data)
     if save is not None:
         info(f"outputs saved to {save}")
+
+
+def _run_eps(
+    target: Any,
+    ov: Any,
+    ep: str | None,
+    min_accuracy: float | None,
+    save: Path | None,
+    json_: bool,
+    allow_network: bool,
+) -> None:
+    """--ep A,B: one run per EP on the same inputs, each compared with the fp32 CPU run."""
+    from dataclasses import replace
+
+    from aialliance_cli.cli.output import print_json, show, spinner, table, warn_all
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.providers.catalogue import short_name
+    from aialliance_cli.runtime.api import prepare_target
+    from aialliance_cli.runtime.sweep import ALL, parse_ep_list
+    from aialliance_cli.tune.accuracy import agreement_text, check_min_accuracy, run_eps
+
+    check_min_accuracy(min_accuracy)
+    if not ep or "," not in ep:
+        raise BadInputError("--min-accuracy applies with several EPs: --ep A,B")
+    eps = parse_ep_list(ep) or []
+    if ALL in eps:
+        raise BadInputError("aia run takes a list of EPs, not 'all'; name them: --ep cpu,openvino")
+    if save is not None:
+        raise BadInputError("--save takes the outputs of one EP; give a single --ep with it")
+    with spinner("preparing", enabled=not json_) as update:
+        tgt = prepare_target(target, allow_network=allow_network, status=update)
+        runs = run_eps(
+            tgt,
+            replace(ov, ep=None),
+            eps,
+            min_accuracy=min_accuracy,
+            status=update,
+            allow_network=allow_network,
+        )
+    for r in runs:
+        warn_all(r.output.result.warnings, prefix=f"{r.ep}: ")
+    if json_:
+        print_json([r.output.result.to_dict() for r in runs])
+        return
+    rows = []
+    for r in runs:
+        a = r.agreement
+        verdict = {True: "same", False: "DIFFERS", None: "not compared"}[a.get("passed")]
+        rows.append(
+            (
+                short_name(r.ep),
+                short_name(str(r.output.result.ep.get("name"))),
+                f"{r.output.result.metrics['latency_ms']:.2f}",
+                agreement_text(a),
+                verdict,
+            )
+        )
+    threshold = runs[0].agreement.get("min_accuracy") if runs else None
+    show(
+        table(
+            f"{tgt.name}: outputs against the fp32 model on the CPU EP (min {threshold})",
+            ["asked", "ran on", "latency ms", "agreement", "verdict"],
+            rows,
+        )
+    )
 
 
 def _save_outputs(save: Path, outputs: dict[str, Any]) -> Path:

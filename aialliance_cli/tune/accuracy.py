@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from aialliance_cli.errors import BadInputError, ModelError
+from aialliance_cli.errors import BadInputError, ModelError, UnavailableError
 
 MIN_INPUTS = 16
 CALIBRATION_START = 16  # calibration sets start past the ones the check reads first
@@ -547,3 +547,91 @@ def agreement_text(agreement: Mapping[str, Any] | None) -> str:
     if metric == "top1":
         return f"top-1 {score:.3f}"
     return f"rel.err {max(0.0, 1 - score):.1e}"
+
+
+# ----------------------------------------------------------------------------- aia run --ep A,B
+
+
+@dataclass
+class EpRun:
+    """One EP's run of ``aia run --ep A,B`` and its agreement with the fp32 CPU run."""
+
+    ep: str
+    output: Any  # runtime.api.RunOutput
+    agreement: dict[str, Any]
+
+
+def run_eps(
+    target: Any,
+    overrides: Any,
+    eps: Sequence[str],
+    *,
+    min_accuracy: float | None = None,
+    status: Any = None,
+    allow_network: bool = False,
+) -> list[EpRun]:
+    """Run ``target`` (a runtime Target) once per EP on the same inputs and compare each
+    run's outputs with the target's own fp32 model on the CPU EP.
+
+    Each EP must be in this environment's build (``strict``: a silent fallback to the
+    CPU would agree with the reference and prove nothing).
+    """
+    from dataclasses import replace
+
+    from aialliance_cli.runtime.api import run
+
+    threshold = check_min_accuracy(min_accuracy)
+    say = status or (lambda _m: None)
+    say("running the fp32 model on the CPU EP for reference")
+    base = run(target, replace(overrides, ep=REFERENCE_EP, variant=None, strict=True), status=say)
+    task = target.profile.task if target.profile is not None else "generic"
+    threshold = default_min_accuracy(task) if threshold is None else threshold
+    ref = Reference(
+        InputSet([base.prepared.feeds[0]], "run", dict(base.prepared.dims)),
+        [base.outputs],
+        task,
+        target,
+        None,
+    )
+    out = []
+    for ep in eps:
+        say(f"running on {ep}")
+        try:
+            got = run(
+                target,
+                replace(overrides, ep=ep, strict=True),
+                status=say,
+                allow_network=allow_network,
+            )
+        except UnavailableError as exc:
+            from aialliance_cli.providers.catalogue import short_name
+
+            names = ",".join(short_name(e) for e in eps)
+            raise UnavailableError(
+                f"{exc} aia run compares the EPs of this environment; `aia bench {target.name} "
+                f"--ep {names} --check-outputs` compares them in registered "
+                "environments too (aia env)."
+            ) from exc
+        try:
+            agreement = {**compare(ref, [got.outputs]).judged(threshold)}
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            agreement = {
+                "error": f"the outputs could not be compared with the reference: {msg}",
+                "min_accuracy": threshold,
+                "passed": None,
+            }
+        agreement["reference"] = {
+            "ep": REFERENCE_EP,
+            "precision": "fp32 (the target's own model)",
+            "model": str(target.model_path),
+            "inputs": "run",
+            "inputs_digest": ref.inputs.digest,
+            "samples": 1,
+        }
+        got.result.extra["agreement"] = agreement
+        warning = agreement_warning(agreement)
+        if warning:
+            got.result.warnings.append(warning)
+        out.append(EpRun(ep, got, agreement))
+    return out
