@@ -29,6 +29,15 @@ def detect(
             "the answers of a call in the last 5 minutes.",
         ),
     ] = False,
+    diff: Annotated[
+        Path | None,
+        typer.Option(
+            "--diff",
+            metavar="OTHER.json",
+            help="Compare this machine with another's saved `aia detect --json`: every "
+            "fact side by side, differences marked, with what they mean.",
+        ),
+    ] = None,
 ) -> None:
     """Show this machine's CPU, memory, GPUs/NPUs, ONNX Runtime, and the EP plan."""
     from aialliance_cli.hardware import detect as detect_inventory
@@ -38,6 +47,11 @@ def detect(
         from aialliance_cli.errors import BadInputError
 
         raise BadInputError(f"--root {root} is not a directory (a root such as / or a fake tree)")
+    other = None
+    if diff is not None:
+        from aialliance_cli.hardware.diff import load_detect
+
+        other = load_detect(diff)  # a bad file: exit 2 before probing
     inventory = detect_inventory(
         root, vendor_libs=not no_vendor_libs, disk_cache=True, refresh=refresh
     )
@@ -45,6 +59,19 @@ def detect(
         the_plan = plan_for_machine(inventory=inventory, disk_cache=True, refresh=refresh)
     else:  # a fake tree: plan against the EPs it was recorded with
         the_plan = plan(inventory, inventory.software.available_providers)
+    if other is not None:
+        from aialliance_cli.hardware.diff import diff_machines
+
+        here = {"inventory": inventory.to_dict(), "plan": the_plan.to_dict()}
+        other_name = diff.name.split(".")[0] if diff is not None else "other"
+        result = diff_machines([("this machine", here), (other_name, other)])
+        if json_:
+            from aialliance_cli.cli.output import print_json
+
+            print_json(result.to_dict())
+        else:
+            render_diff(result)
+        return
     from aialliance_cli.tune.records import records_for_machine
 
     tuned = records_for_machine(inventory) if str(root) == "/" else []
@@ -148,3 +175,16 @@ def render_plan(the_plan: Any) -> None:
         )
     for w in the_plan.warnings:
         warn(w)
+
+
+def render_diff(result: Any, *, only_differences: bool = False) -> None:
+    """Facts side by side (differing rows marked with *), then one line per note."""
+    from aialliance_cli.cli.output import show, table, warn
+
+    facts = result.differences if only_differences else result.facts
+    rows = [("*" if f.differs else "", f.fact, *f.values) for f in facts]
+    n = len(result.differences)
+    caption = f"* differs ({n} of {len(result.facts)} facts)" if n else "no differences"
+    show(table("Machines side by side", ["", "fact", *result.names], rows, caption=caption))
+    for note in result.notes:
+        warn(note)

@@ -44,7 +44,7 @@ def _register() -> None:
     app.add_typer(cache.app, name="cache")
     import importlib
 
-    for name in ("inspect", "profile", "compare", "env", "quantize", "samples", "tune"):
+    for name in ("inspect", "profile", "compare", "env", "quantize", "samples", "tune", "fleet"):
         try:
             module = importlib.import_module(f"aialliance_cli.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -171,7 +171,9 @@ def config_of(record: Mapping[str, Any]) -> Config:
     threads = get(record, "settings", "intra_op_threads")
     batch = get(record, "settings", "batch")
     return Config(
-        hostname=_str(get(record, "machine", "hostname")),
+        # A fleet's nodes may share a host (aia fleet bench --local): the node names it.
+        hostname=_str(get(record, "fleet", "node_name"))
+        or _str(get(record, "machine", "hostname")),
         cpu_model=_cpu_label(record),
         ep=_str(get(record, "ep", "name")) or _str(get(record, "ep", "requested")),
         environment=environment_name(record),

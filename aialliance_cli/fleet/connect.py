@@ -1,0 +1,273 @@
+"""Reaching a Ray cluster: an existing one (--address) or a throw-away local one (--local N).
+
+Every failure to connect is a BadInputError (exit 2) that says what to do:
+Ray not installed, no address given, nothing answering at the address, or a
+cluster whose Ray or Python version differs from this machine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aialliance_cli.errors import BadInputError
+
+LOCAL_LABEL = "aia.node"  # the label (and name) that tells the nodes of --local N apart
+LOCAL_RESOURCE = "aia_local_{i}"  # and a custom resource, for Ray versions without labels
+INSTALL_HINT = 'pip install "aialliance-cli[fleet]"'
+CONNECT_TIMEOUT_S = 5.0
+
+
+class Terminated(BaseException):  # noqa: N818 (a signal, like KeyboardInterrupt)
+    """SIGTERM or SIGHUP arrived while a fleet command ran; ``code`` is 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.code = 128 + signum
+
+
+def require_ray() -> Any:
+    """The ray module, or a BadInputError that says how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise BadInputError(
+            f"the fleet commands need Ray, which is not installed here ({exc}). Install it "
+            f"with: {INSTALL_HINT} (the same Ray and Python versions as the cluster's)"
+        ) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A live connection: the address as given and whether it is a local throw-away cluster."""
+
+    address: str
+    local: bool = False
+    nodes_started: int = 0
+    startup_s: float | None = None
+
+
+def resolve_address(address: str | None) -> str:
+    """``--address``, else ``RAY_ADDRESS``, else a BadInputError saying what to give."""
+    value = (address or os.environ.get("RAY_ADDRESS") or "").strip()
+    if not value:
+        raise BadInputError(
+            "no Ray cluster given: pass --address (auto, HOST:PORT or ray://HOST:10001), set "
+            "RAY_ADDRESS, or try the fleet commands on this machine alone with --local 3 "
+            "(docs/fleet.md)"
+        )
+    return value
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    rest = address[len("ray://") :] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A TCP connection to HOST:PORT, so that a dead address fails in seconds, not minutes."""
+    if address == "auto" or address.startswith("local"):
+        return
+    hp = _host_port(address)
+    if hp is None:
+        raise BadInputError(
+            f"--address '{address}' is not an address Ray knows: give auto, HOST:PORT (the GCS "
+            "port of the head, 6379 by default) or ray://HOST:10001 (Ray Client)"
+        )
+    try:
+        with socket.create_connection(hp, timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise BadInputError(
+            f"no Ray cluster answers at {address} ({why}). Start one with `ray start --head` "
+            f"on the head machine and give its address, or try --local 3 (docs/fleet.md)"
+        ) from None
+
+
+def connect(address: str | None) -> Connection:
+    """``ray.init`` to an existing cluster; clear errors for the usual ways it fails."""
+    ray = require_ray()
+    addr = resolve_address(address)
+    check_reachable(addr)
+    _init(ray, addr)
+    return Connection(address=addr)
+
+
+def _init(ray: Any, address: str) -> None:
+    try:
+        with _quiet_ray_logs():
+            ray.init(
+                address=address,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                configure_logging=True,
+            )
+    except ConnectionError as exc:
+        raise BadInputError(
+            f"no Ray cluster answers at {address}: {_first_line(exc)}. Start one with "
+            "`ray start --head`, give its address with --address, or try --local 3"
+        ) from None
+    except Exception as exc:
+        text = str(exc)
+        if "ersion mismatch" in text or "version" in text.lower() and "python" in text.lower():
+            raise BadInputError(
+                f"the Ray cluster at {address} runs another Ray or Python version than this "
+                f"machine (Ray {ray.__version__}, Python {sys.version.split()[0]}): "
+                f"{_first_line(exc)}. Install the cluster's versions here (pip install "
+                "ray[default]==THEIRS in a Python of the same minor version) or drive the "
+                "fleet from a machine of the cluster"
+            ) from None
+        raise BadInputError(
+            f"could not connect to the Ray cluster at {address}: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet_ray_logs() -> Iterator[None]:
+    """Ray's own INFO lines ("Connecting to existing Ray cluster ...") stay out of stderr."""
+    loggers = [logging.getLogger(n) for n in ("ray", "ray._private.worker")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def disconnect() -> None:
+    try:
+        import ray
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- local cluster
+
+
+def _become_subreaper() -> None:
+    """Orphans of the local cluster (a killed node's benchmark worker) become our children,
+    so that teardown finds and stops them: no process aia starts outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _kill_descendants(grace_s: float = 3.0) -> None:
+    import psutil
+
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for p in kids:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(kids, timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def local_node_args(i: int, num_cpus: int) -> dict[str, Any]:
+    return {
+        "num_cpus": num_cpus,
+        "resources": {LOCAL_RESOURCE.format(i=i): 1.0},
+        "labels": {LOCAL_LABEL: f"local-{i}"},
+    }
+
+
+@contextlib.contextmanager
+def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection]:
+    """Start a Ray cluster of ``n`` nodes on this machine, connect to it, tear it down after.
+
+    Each node has its own node id, the label ``aia.node=local-I`` and the custom
+    resource ``aia_local_I``. Every node may use the whole machine (``num_cpus``
+    defaults to its CPU count) because benchmarks on nodes of one machine run one
+    after the other. Teardown also runs on Ctrl-C, SIGTERM and SIGHUP.
+    """
+    if n < 1:
+        raise BadInputError(
+            f"--local {n}: a local cluster needs at least 1 node (--local 3 starts three)"
+        )
+    ray = require_ray()
+    from ray.cluster_utils import Cluster
+
+    cpus = num_cpus if num_cpus is not None else os.cpu_count() or 1
+    _become_subreaper()
+    started = time.monotonic()
+    cluster = None
+    with terminate_as_exception():
+        try:
+            with _quiet_ray_logs():
+                cluster = Cluster(
+                    initialize_head=True,
+                    head_node_args={**local_node_args(0, cpus), "include_dashboard": False},
+                    shutdown_at_exit=True,
+                )
+                for i in range(1, n):
+                    cluster.add_node(**local_node_args(i, cpus))
+                cluster.wait_for_nodes()
+            _init(ray, cluster.address)
+            yield Connection(
+                address=cluster.address,
+                local=True,
+                nodes_started=n,
+                startup_s=time.monotonic() - started,
+            )
+        finally:
+            disconnect()
+            if cluster is not None:
+                with contextlib.suppress(Exception), _quiet_ray_logs():
+                    cluster.shutdown()
+            _kill_descendants()
+
+
+@contextlib.contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise Terminated (in the main thread) so that cleanup code runs."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
