@@ -82,12 +82,11 @@ def _cluster(address: str | None, local: int | None) -> Iterator[Any]:
             info(f"local Ray cluster up in {conn.startup_s:.1f} s")
             yield conn
         return
-    with C.terminate_as_exception():
-        conn = C.connect(address)
-        try:
-            yield conn
-        finally:
-            C.disconnect()
+    conn = C.connect(address)
+    try:
+        yield conn
+    finally:
+        C.disconnect()
 
 
 def _chosen(nodes_opt: list[str] | None, select: list[str] | None) -> list[Any]:
@@ -346,7 +345,7 @@ def bench_spec(
 ) -> dict[str, Any]:
     """What every node gets (remote.node_bench): plain data only."""
     from aialliance_cli.runtime.api import Overrides
-    from aialliance_cli.runtime.worker import overrides_to_dict
+    from aialliance_cli.runtime.job import overrides_to_dict
 
     ov = Overrides(
         warmup=warmup,

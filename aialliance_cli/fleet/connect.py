@@ -26,14 +26,6 @@ INSTALL_HINT = 'pip install "aialliance-cli[fleet]"'
 CONNECT_TIMEOUT_S = 5.0
 
 
-class Terminated(BaseException):  # noqa: N818 (a signal, like KeyboardInterrupt)
-    """SIGTERM or SIGHUP arrived while a fleet command ran; ``code`` is 128 + signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.code = 128 + signum
-
-
 def require_ray() -> Any:
     """The ray module, or a BadInputError that says how to install it."""
     try:
@@ -106,9 +98,27 @@ def connect(address: str | None) -> Connection:
     return Connection(address=addr)
 
 
+@contextlib.contextmanager
+def _keep_signal_handlers() -> Iterator[None]:
+    """ray.init sets its own SIGTERM handler (sys.exit); aia's (interrupts.py) must stay."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s]
+    old = {s: signal.getsignal(s) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
 def _init(ray: Any, address: str) -> None:
     try:
-        with _quiet_ray_logs():
+        with _quiet_ray_logs(), _keep_signal_handlers():
             ray.init(
                 address=address,
                 logging_level=logging.ERROR,
@@ -211,7 +221,7 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
     Each node has its own node id, the label ``aia.node=local-I`` and the custom
     resource ``aia_local_I``. Every node may use the whole machine (``num_cpus``
     defaults to its CPU count) because benchmarks on nodes of one machine run one
-    after the other. Teardown also runs on Ctrl-C, SIGTERM and SIGHUP.
+    after the other. Teardown also runs on Ctrl-C, SIGTERM and SIGHUP (see interrupts.py).
     """
     if n < 1:
         raise BadInputError(
@@ -224,50 +234,31 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
     _become_subreaper()
     started = time.monotonic()
     cluster = None
-    with terminate_as_exception():
-        try:
-            with _quiet_ray_logs():
-                cluster = Cluster(
-                    initialize_head=True,
-                    head_node_args={**local_node_args(0, cpus), "include_dashboard": False},
-                    shutdown_at_exit=True,
-                )
-                for i in range(1, n):
-                    cluster.add_node(**local_node_args(i, cpus))
-                cluster.wait_for_nodes()
-            _init(ray, cluster.address)
-            yield Connection(
-                address=cluster.address,
-                local=True,
-                nodes_started=n,
-                startup_s=time.monotonic() - started,
+    # SIGTERM/SIGHUP arrive as interrupts.Terminated, a KeyboardInterrupt: finally runs.
+    try:
+        # Ray's Node sets a SIGTERM handler of its own (drain, sys.exit(1)): aia's stays.
+        with _quiet_ray_logs(), _keep_signal_handlers():
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={**local_node_args(0, cpus), "include_dashboard": False},
+                shutdown_at_exit=True,
             )
-        finally:
+            for i in range(1, n):
+                cluster.add_node(**local_node_args(i, cpus))
+            cluster.wait_for_nodes()
+        _init(ray, cluster.address)
+        yield Connection(
+            address=cluster.address,
+            local=True,
+            nodes_started=n,
+            startup_s=time.monotonic() - started,
+        )
+    finally:
+        from aialliance_cli.interrupts import deferred
+
+        with deferred():  # a second signal must not leave half a cluster running
             disconnect()
             if cluster is not None:
                 with contextlib.suppress(Exception), _quiet_ray_logs():
                     cluster.shutdown()
             _kill_descendants()
-
-
-@contextlib.contextmanager
-def terminate_as_exception() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise Terminated (in the main thread) so that cleanup code runs."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Terminated(signum)
-
-    old = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            old[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)

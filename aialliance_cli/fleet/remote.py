@@ -126,7 +126,7 @@ def node_bench(spec: dict[str, Any], model: bytes | None = None) -> dict[str, An
     from aialliance_cli.hardware import detect
     from aialliance_cli.runtime import sweep as S
     from aialliance_cli.runtime.api import bench_settings, prepare_target
-    from aialliance_cli.runtime.worker import failure_kind, overrides_from_dict
+    from aialliance_cli.runtime.job import failure_kind, overrides_from_dict
 
     inventory = detect()
     machine = inventory.to_dict()
@@ -182,6 +182,6 @@ def node_bench(spec: dict[str, Any], model: bytes | None = None) -> dict[str, An
 def _failed(
     spec: dict[str, Any], msg: str, kind: str, code: int, machine: dict[str, Any]
 ) -> dict[str, Any]:
-    from aialliance_cli.runtime.worker import failed_result
+    from aialliance_cli.runtime.job import failed_result
 
     return failed_result(_stub_job(spec), msg, kind=kind, exit_code=code, machine=machine)

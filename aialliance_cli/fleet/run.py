@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aialliance_cli.fleet.connect import Terminated
 from aialliance_cli.fleet.nodes import Node
 
 CANCEL_GRACE_S = 15.0  # a cancelled node's worker gets this long to hand back what it kept
@@ -43,7 +42,6 @@ class NodeOutcome:
 class FleetOutcome:
     nodes: list[NodeOutcome]
     interrupted: bool = False
-    signal_code: int | None = None  # 143 SIGTERM, 129 SIGHUP
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -51,11 +49,13 @@ class FleetOutcome:
 
     @property
     def exit_code(self) -> int:
-        """143/129 on a signal, 130 on Ctrl-C, 0 all ok, else as aia bench (1, or 2/3 alike)."""
+        """130/143/129 interrupted (by the signal), 0 all ok, else as aia bench (1, or 2/3)."""
         from aialliance_cli.runtime.sweep import exit_code
 
-        if self.signal_code is not None:
-            return self.signal_code
+        if self.interrupted:
+            from aialliance_cli import interrupts
+
+            return interrupts.exit_code()
         return exit_code(self.results, self.interrupted)
 
 
@@ -102,7 +102,7 @@ def failed_record(
 ) -> dict[str, Any]:
     """An aia.result/1 record for a node that gave none (the node's host as its machine)."""
     from aialliance_cli.fleet.remote import _stub_job
-    from aialliance_cli.runtime.worker import failed_result
+    from aialliance_cli.runtime.job import failed_result
 
     code = 130 if status == "interrupted" else (3 if kind == "unavailable" else 1)
     return failed_result(
@@ -356,14 +356,12 @@ def fleet_bench(
                 if any(o.status == "pending" for o in outcomes.values()):
                     continue
                 break
-    except (KeyboardInterrupt, Terminated) as stop:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (interrupts.Terminated)
         result.interrupted = True
-        if isinstance(stop, Terminated):
-            result.signal_code = stop.code
         cancel_all("interrupted", "interrupted: the benchmark was cancelled (Ctrl-C)")
         try:
             drain_cancelled(block=True)
-        except (KeyboardInterrupt, Terminated):  # a second Ctrl-C: stop waiting
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             for ref, (o, _, kind, why) in list(cancelling.items()):
                 ray.cancel(ref, force=True)
                 fail(o, kind, why, "interrupted")

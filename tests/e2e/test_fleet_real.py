@@ -287,29 +287,44 @@ def test_unknown_baseline_node_is_bad_input(cluster: Any, model: Path) -> None:
     assert "--baseline: 'nope'" in p.stderr
 
 
-def test_local_cluster_starts_and_leaves_no_process(model: Path, tmp_path: Path) -> None:
-    """--local 2 brings up its own cluster (beside the session's) and tears it all down."""
+def test_local_cluster_sigterm_keeps_finished_nodes_and_leaves_no_process(
+    model: Path, tmp_path: Path
+) -> None:
+    """--local 2 brings up its own cluster; SIGTERM while the second node runs: the first
+    node's record is kept, exit 143, and no process of the cluster or its workers is left."""
     import psutil
 
-    before = {p.pid for p in psutil.process_iter()}
     out = tmp_path / "local.jsonl"
-    p = aia("fleet", "bench", str(model), "--local", "2", "-n", "5", "--out", str(out))
-    assert p.returncode == 0, p.stderr
-    assert [r["fleet"]["node_name"] for r in _records(out)] == ["local-0", "local-1"]
-    assert all(r["fleet"]["local_cluster"] for r in _records(out))
-    assert "share this machine (--local)" in p.stderr
+    cmd = [sys.executable, "-m", "aialliance_cli", "fleet", "bench", str(model), "--local", "2"]
+    cmd += ["--duration", "2", "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO
+    )
+    lines: list[str] = []
+    second = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "local-1: running" in line:
+                second.set()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    assert second.wait(240), "".join(lines)
+    kids = psutil.Process(proc.pid).children(recursive=True)
+    assert kids, "the local cluster runs as children of aia"
+    time.sleep(2)
+    proc.send_signal(15)
+    proc.wait(timeout=120)
+    t.join(10)
+    stderr = "".join(lines)
+    assert proc.returncode == 143, stderr
+    assert "share this machine (--local)" in stderr
+    records = _records(out)
+    assert records[0]["fleet"]["node_name"] == "local-0"
+    assert records[0]["status"] == "ok" and records[0]["fleet"]["local_cluster"]
     time.sleep(1)
-    left = [
-        q.name()
-        for q in psutil.process_iter()
-        if q.pid not in before and _ray_like(q) and q.ppid() in (1, os.getpid())
-    ]
-    assert not left, f"processes left by aia fleet --local: {left}"
-
-
-def _ray_like(q: Any) -> bool:
-    try:
-        cmd = " ".join(q.cmdline())
-    except Exception:
-        return False
-    return "ray" in cmd or "aialliance_cli" in cmd
+    left = [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"left running after aia ended: {[k.cmdline()[:3] for k in left]}"
