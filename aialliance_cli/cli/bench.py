@@ -180,6 +180,14 @@ def bench(
     csv: Annotated[
         bool, typer.Option("--csv", help="Print the results as CSV (docs/results.md).")
     ] = False,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Table columns, a comma list (ep,threads,batch,p50,ci,inf_s,...; "
+            "docs/commands.md). Default: as many as fit the terminal.",
+        ),
+    ] = None,
     allow_network: o.AllowNetwork = False,
     allow_custom_ops: o.AllowCustomOps = False,
     prompt_len: Annotated[
@@ -222,6 +230,10 @@ def bench(
         check_writable(out)  # before anything is measured
     if json_ and csv:
         raise BadInputError("choose one of --json and --csv")
+    from aialliance_cli.cli.benchtable import check_columns
+    from aialliance_cli.cli.output import parse_columns
+
+    chosen = check_columns(parse_columns(columns))  # before anything is measured
     if is_text_generation(target):
         from aialliance_cli.cli.genbench import bench_generation_cli
 
@@ -397,7 +409,7 @@ def bench(
         _warn_results(outcome.results, sweep=sweep)
         write_csv(outcome.results, clean_stdout())
     else:
-        _report(outcome, planned, sweep=sweep, json_=json_)
+        _report(outcome, planned, sweep=sweep, json_=json_, columns=chosen)
     code = outcome.exit_code
     if code:
         raise typer.Exit(code)
@@ -572,7 +584,9 @@ def _headline(r: dict[str, Any]) -> str:
     return f"p50 {fmt_num((m.get('latency_ms') or {}).get('p50'))} ms{instead}"
 
 
-def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> None:
+def _report(
+    outcome: Any, planned: list[Any], *, sweep: bool, json_: bool, columns: Any = None
+) -> None:
     from aialliance_cli.cli.output import info
 
     results = outcome.results
@@ -587,7 +601,7 @@ def _report(outcome: Any, planned: list[Any], *, sweep: bool, json_: bool) -> No
         return
     shown = [r for r in results if r.get("status") != "failed"] if not sweep else results
     if shown:
-        render_bench(shown, sweep=sweep)
+        render_bench(shown, sweep=sweep, columns=columns)
     logs = sorted(
         {str(Path(r["loadgen_logs"]["dir"]).parent) for r in results if r.get("loadgen_logs")}
     )
@@ -606,149 +620,12 @@ def _warn_results(results: list[dict[str, Any]], *, sweep: bool) -> None:
         warn_all(r.get("warnings"), prefix=who)
 
 
-def render_bench(results: list[dict[str, Any]], *, sweep: bool | None = None) -> None:
-    """One table, one column per configuration."""
-    from aialliance_cli.cli.output import fmt_bytes, fmt_num, show, table
+def render_bench(
+    results: list[dict[str, Any]], *, sweep: bool | None = None, columns: Any = None
+) -> None:
+    """One row per configuration in a sweep (cli/benchtable.py), one row per metric else."""
+    from aialliance_cli.cli.benchtable import render
+    from aialliance_cli.cli.output import show
 
     sweep = len(results) > 1 if sweep is None else sweep
-
-    def m(r: dict[str, Any]) -> dict[str, Any]:
-        return r.get("metrics") or {}
-
-    def lat(r: dict[str, Any], key: str) -> str:
-        value = (m(r).get("latency_ms") or {}).get(key)
-        return fmt_num(value) if r.get("status") != "failed" else ""
-
-    def ep_name(r: dict[str, Any]) -> str:
-        ep = r.get("ep") or {}
-        return str(ep.get("name") or ep.get("requested") or (r.get("config") or {}).get("ep") or "")
-
-    def setting(r: dict[str, Any], key: str, cfg_key: str) -> str:
-        value = (r.get("settings") or {}).get(key)
-        if value is None:
-            value = (r.get("config") or {}).get(cfg_key)
-        return "auto" if value in (None, 0) and key == "intra_op_threads" else str(value or "")
-
-    def num(key: str, digits: int = 2) -> Any:
-        return lambda r: fmt_num(m(r).get(key), digits) if r.get("status") != "failed" else ""
-
-    def env(r: dict[str, Any]) -> str:
-        e = r.get("environment")
-        return f"{e['name']} ({e.get('distribution')} {e.get('onnxruntime')})" if e else "current"
-
-    spec: list[tuple[str, Any]] = []
-    if any(r.get("status") != "ok" for r in results):
-        spec.append(("status", lambda r: str(r.get("status"))))
-    spec += [
-        ("EP", ep_name),
-        ("device", lambda r: str((r.get("ep") or {}).get("device") or "")),
-    ]
-    if any(r.get("environment") for r in results):
-        spec.append(("environment", env))
-    if any((r.get("settings") or {}).get("variant") for r in results):
-        spec.append(("variant", lambda r: str((r.get("settings") or {}).get("variant") or "")))
-    spec += [
-        ("threads", lambda r: setting(r, "intra_op_threads", "threads")),
-        ("batch", lambda r: setting(r, "batch", "batch")),
-    ]
-    if sweep and any((r.get("config") or {}).get("dims") for r in results):
-        spec.append(
-            (
-                "dims",
-                lambda r: " ".join(
-                    f"{k}={v}" for k, v in ((r.get("settings") or {}).get("dims") or {}).items()
-                ),
-            )
-        )
-    loadgen = any(m(r).get("loadgen") for r in results)
-    if loadgen:
-        spec += [
-            ("scenario", lambda r: str((r.get("settings") or {}).get("scenario") or "")),
-            ("LoadGen verdict", _verdict),
-            (
-                "LoadGen QPS",
-                lambda r: (
-                    fmt_num((m(r).get("loadgen") or {}).get("qps"), 1)
-                    if m(r).get("loadgen")
-                    else ""
-                ),
-            ),
-            ("queries", lambda r: str((m(r).get("loadgen") or {}).get("query_count", ""))),
-        ]
-    else:
-        spec.append(("iterations", lambda r: str(m(r).get("iterations", ""))))
-    latency = [
-        ("latency min (ms)", lambda r: lat(r, "min")),
-        ("latency mean (ms)", lambda r: lat(r, "mean")),
-        ("latency p50 (ms)", lambda r: lat(r, "p50")),
-        ("latency p90 (ms)", lambda r: lat(r, "p90")),
-        ("latency p95 (ms)", lambda r: lat(r, "p95")),
-        ("latency p99 (ms)", lambda r: lat(r, "p99")),
-        ("latency max (ms)", lambda r: lat(r, "max")),
-    ]
-    if not loadgen:
-        latency.append(("latency std (ms)", lambda r: lat(r, "std")))
-    if any(m(r).get("latency_ms") for r in results):  # LoadGen offline has none
-        spec += latency
-    spec += [
-        ("throughput (inf/s)", num("throughput_per_s", 1)),
-        ("throughput (samples/s)", num("samples_per_s", 1)),
-        ("session creation (s)", num("session_create_s", 3)),
-        (
-            "memory added by session",
-            lambda r: (
-                fmt_bytes(m(r).get("session_memory_bytes")) if r.get("status") != "failed" else ""
-            ),
-        ),
-        (
-            "peak resident memory",
-            lambda r: fmt_bytes(m(r).get("peak_rss_bytes")) if r.get("status") != "failed" else "",
-        ),
-        ("CPU utilisation", _cpu),
-    ]
-    if any(r.get("agreement") for r in results):
-        from aialliance_cli.tune.accuracy import agreement_text
-
-        spec.append(("agreement vs fp32 CPU", lambda r: agreement_text(r.get("agreement"))))
-    if any(r.get("status") == "failed" for r in results):
-        spec.append(("error", lambda r: _short(r.get("error") or "")))
-    rows = [(label, *(fn(r) for r in results)) for label, fn in spec]
-    if sweep:
-        names = [str((r.get("config") or {}).get("label") or r["profile"]["name"]) for r in results]
-    else:
-        names = [str(r["profile"]["name"]) for r in results]
-    notes = [((r.get("ep") or {}).get("placement") or {}).get("summary") for r in results]
-    if sweep:  # say which column each placement belongs to
-        notes = [f"{n}: {s}" if s else None for n, s in zip(names, notes, strict=True)]
-    notes += [_reasons(r) for r in results]
-    caption = "; ".join(n for n in notes if n) or None
-    title = "aia bench" if not sweep else f"aia bench: {results[0]['profile']['name']}"
-    show(table(title, ["metric", *names], rows, caption=caption))
-
-
-def _verdict(r: dict[str, Any]) -> str:
-    lg = (r.get("metrics") or {}).get("loadgen")
-    if not lg:
-        return ""
-    return "VALID" if lg.get("valid") else "INVALID"
-
-
-def _reasons(r: dict[str, Any]) -> str | None:
-    lg = (r.get("metrics") or {}).get("loadgen")
-    if not lg or lg.get("valid"):
-        return None
-    label = (r.get("config") or {}).get("label") or r["profile"]["name"]
-    return f"{label} INVALID: " + "; ".join(lg.get("invalid_reasons") or [])
-
-
-def _short(text: str, n: int = 160) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _cpu(r: dict[str, Any]) -> str:
-    m = r.get("metrics") or {}
-    if r.get("status") == "failed":
-        return ""
-    if m.get("cpu_percent") is None:
-        return "n/a"
-    return f"{m['cpu_percent']:.0f}% of a core ({m['cpu_percent_of_machine']:.0f}% of the machine)"
+    show(render(results, sweep=sweep, columns=columns))

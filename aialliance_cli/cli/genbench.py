@@ -93,7 +93,7 @@ def bench_generation_cli(
     options: Any = None,
 ) -> None:
     from aialliance_cli import interrupts
-    from aialliance_cli.cli.output import print_json, show, spinner, table, warn_all
+    from aialliance_cli.cli.output import print_json, show, spinner, warn_all
     from aialliance_cli.runtime.api import Overrides
     from aialliance_cli.runtime.textgen import bench_text, prepare_generation
 
@@ -133,12 +133,16 @@ def bench_generation_cli(
 
         typer.echo(clean(to_markdown(rows)))
     else:
+        from aialliance_cli.cli.benchtable import ep_label
+        from aialliance_cli.cli.output import fitted_table
+
+        random = " (random weights)" if random_weights else ""
         show(
-            table(
-                f"aia bench {p.target.name} (text generation)",
+            fitted_table(
+                f"aia bench: {p.target.name}{random}, text generation",
                 _COLUMNS,
                 [_row(r) for r in records],
-                caption=f"EP {records[0]['ep']['name'] if records else '?'}; engine {p.engine}; "
+                caption=f"EP {ep_label(records[0]) if records else '?'}; engine {p.engine}; "
                 f"{p.export.exporter} {p.export.precision}; "
                 "t/s = tokens per second; per-token = decode step latency",
             )
@@ -147,24 +151,28 @@ def bench_generation_cli(
         raise typer.Exit(interrupts.exit_code())
 
 
+def _col(key: str, header: str, priority: int) -> Any:
+    from aialliance_cli.cli.output import Column
+
+    return Column(key, header, priority)
+
+
 _COLUMNS = [
-    "batch",
-    "prompt",
-    "gen",
-    "TTFT p50 ms",
-    "prefill t/s",
-    "decode t/s",
-    "per-token p50 ms",
-    "p90",
-    "p99",
-    "e2e p50 ms",
-    "peak RSS",
+    _col("batch", "batch", 1),
+    _col("prompt", "prompt tokens", 0),
+    _col("gen", "gen tokens", 0),
+    _col("ttft", "TTFT p50 ms", 1),
+    _col("prefill", "prefill t/s", 0),
+    _col("decode", "decode t/s", 0),
+    _col("per_token", "per-token p50 ms", 2),
+    _col("p90", "per-token p90 ms", 5),
+    _col("p99", "per-token p99 ms", 4),
+    _col("e2e", "e2e p50 ms", 3),
+    _col("rss", "peak MiB", 4),
 ]
 
 
 def _row(r: dict[str, Any]) -> list[str]:
-    from aialliance_cli.cli.output import fmt_bytes
-
     m, s = r["metrics"], r["settings"]
 
     def stat(key: str, field: str) -> str:
@@ -182,5 +190,5 @@ def _row(r: dict[str, Any]) -> list[str]:
         stat("per_token_ms", "p90"),
         stat("per_token_ms", "p99"),
         stat("e2e_ms", "p50"),
-        fmt_bytes(m.get("peak_rss_bytes")),
+        "n/a" if m.get("peak_rss_bytes") is None else f"{m['peak_rss_bytes'] / 2**20:.0f}",
     ]

@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 # Characters that act on a terminal instead of showing: C0 controls (ESC starts colour, OSC
@@ -144,6 +145,109 @@ def table(
     for row in rows:  # cells hold names and fields from models, profiles and results
         t.add_row(*("" if v is None else markup_safe(v) for v in row))
     return t
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``key`` for --columns, ``header`` with its unit, ``priority`` (0 is
+    kept longest when the terminal is narrow), ``numeric`` (right-aligned, never split)."""
+
+    key: str
+    header: str
+    priority: int = 5
+    numeric: bool = True
+    shrink: bool = False  # free text: may end in an ellipsis, so it counts as narrow
+
+
+def fit_columns(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    chosen: Sequence[str] | None = None,
+) -> tuple[list[int], list[str]]:
+    """Which columns (indices) to show in ``width`` characters, and the keys left out.
+
+    ``chosen`` (the user's --columns) wins: those, in that order, nothing dropped.
+    Otherwise empty columns go, then the least important until the table fits.
+    """
+    from aialliance_cli.errors import BadInputError
+
+    keys = [c.key for c in columns]
+    if chosen:
+        unknown = [k for k in chosen if k not in keys]
+        if unknown:
+            raise BadInputError(
+                f"--columns: unknown column(s) {', '.join(unknown)}; choose from {', '.join(keys)}"
+            )
+        return [keys.index(k) for k in dict.fromkeys(chosen)], []
+
+    def need(i: int) -> int:
+        cells = [len(str(r[i])) for r in rows] or [0]
+        head = max(len(w) for w in columns[i].header.split()) if columns[i].header else 0
+        widest = min(max(cells), 24) if columns[i].shrink else max(cells)
+        return max(widest, head) + 3  # padding and border
+
+    kept = [i for i in range(len(columns)) if any(str(r[i]) for r in rows)]
+    dropped: list[str] = []
+    while len(kept) > 1 and 1 + sum(need(i) for i in kept) > width:
+        worst = max(kept, key=lambda i: (columns[i].priority, i))
+        kept.remove(worst)
+        dropped.append(columns[worst].key)
+    return kept, dropped
+
+
+def fitted_table(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Any]],
+    *,
+    chosen: Sequence[str] | None = None,
+    caption: str | None = None,
+) -> Any:
+    """One row per item, columns dropped by priority to fit the terminal (80 when piped);
+    numbers are never split, long text ends in an ellipsis."""
+    from rich.table import Table
+
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    width = stdout_console().width
+    kept, dropped = fit_columns(columns, cells, width, chosen)
+    notes = [caption] if caption else []
+    if dropped:
+        notes.append(f"not shown at {width} columns: {', '.join(dropped)} (--columns to choose)")
+    t = Table(
+        title=title,
+        caption="; ".join(notes) or None,
+        title_justify="left",
+        caption_justify="left",
+    )
+
+    def natural(i: int) -> int:
+        head = max((len(w) for w in columns[i].header.split()), default=0)
+        return max([len(r[i]) for r in cells] + [head])
+
+    shrinkers = [i for i in kept if columns[i].shrink]
+    fixed = 1 + sum(natural(i) + 3 for i in kept if i not in shrinkers)
+    share = max(8, (width - fixed) // len(shrinkers) - 3) if shrinkers else 0
+    for i in kept:
+        col = columns[i]
+        t.add_column(
+            col.header,
+            justify="right" if col.numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=None if col.shrink else natural(i),
+            max_width=share if col.shrink else None,
+        )
+    for row in cells:
+        t.add_row(*(row[i] for i in kept))
+    return t
+
+
+def parse_columns(text: str | None) -> list[str] | None:
+    """``"ep,p50,inf_s"`` -> ``["ep", "p50", "inf_s"]`` (None when not given)."""
+    if text is None:
+        return None
+    return [k.strip() for k in text.split(",") if k.strip()] or None
 
 
 def show(renderable: Any) -> None:

@@ -16,7 +16,17 @@ app = typer.Typer(
 
 @app.command("list")
 @handles_errors
-def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_(
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    columns_: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Table columns, a comma list of name, task, origin, description, path "
+            "(default: as many as fit the terminal).",
+        ),
+    ] = None,
+) -> None:
     """List the profiles on the search path (./profiles, user config, bundled)."""
     from aialliance_cli.profiles import DEFAULT_PROFILE, list_profiles
 
@@ -38,19 +48,29 @@ def list_(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
             ]
         )
         return
-    from aialliance_cli.cli.output import show, table
+    from aialliance_cli.cli.output import Column, fitted_table, parse_columns, show
 
     rows = [
         (
-            e.name + (" (default)" if e.name == DEFAULT_PROFILE else ""),
+            e.name + (" *" if e.name == DEFAULT_PROFILE else ""),
             e.task or "",
             e.origin,
-            e.description or "",
+            " ".join((e.description or "").split()),
             str(e.path),
         )
         for e in entries
     ]
-    show(table("Profiles", ["name", "task", "origin", "description", "path"], rows))
+    columns = [
+        Column("name", "name", 0, numeric=False),
+        Column("task", "task", 1, numeric=False),
+        Column("origin", "origin", 3, numeric=False),
+        Column("description", "description", 2, numeric=False, shrink=True),
+        Column("path", "path", 4, numeric=False, shrink=True),
+    ]
+    table = fitted_table(
+        "Profiles", columns, rows, chosen=parse_columns(columns_), caption="* the default profile"
+    )
+    show(table)
 
 
 @app.command("show")
