@@ -115,7 +115,7 @@ def test_dim_sweep_and_human_table(tmp_path):
     r = invoke("bench", model, "-n", "5", "--dim", "sequence=4,16")
     assert r.exit_code == 0, r.output
     assert "sequence=4" in r.stdout and "sequence=16" in r.stdout
-    assert "latency p50 (ms)" in r.stdout
+    assert "p50 ms" in r.stdout  # a row per configuration, units in the header
 
 
 def test_fixed_batch_sweep_one_ok_one_failed(tmp_path):
@@ -230,7 +230,7 @@ def test_loadgen_sweep_table_shows_verdict(mm, tmp_path):
     pytest.importorskip("mlperf_loadgen")
     r = invoke("bench", mm, "--scenario", "offline", "--min-duration", "0.3", "--threads", "1,2")
     assert r.exit_code == 0, r.output
-    assert "LoadGen verdict" in r.stdout and "VALID" in r.stdout
+    assert "LoadGen" in r.stdout and "VALID" in r.stdout  # the verdict column
     assert "LoadGen logs" in _err(r)
     dirs = list((Path(os.environ["AIA_HOME"]) / "data" / "loadgen").iterdir())
     assert len(dirs) == 2
