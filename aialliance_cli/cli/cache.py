@@ -89,6 +89,13 @@ def clear(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Clear the whole cache without asking.")
     ] = False,
+    family: Annotated[
+        bool,
+        typer.Option(
+            "--family",
+            help="Let a KEY that names a family of entries (genai) remove every entry in it.",
+        ),
+    ] = False,
 ) -> None:
     """Remove cached models (the given keys, or all after a confirmation)."""
     from aialliance_cli.cli.output import fmt_bytes, info
@@ -109,7 +116,7 @@ def clear(
         if not typer.confirm(f"Remove all {len(entries)} cached models ({size})?", err=True):
             info("nothing removed")
             return
-    freed = clear_cache(list(keys) if keys else None)
+    freed = clear_cache(list(keys) if keys else None, family=family)
     info(f"freed {fmt_bytes(freed)}")
 
 

@@ -127,12 +127,14 @@ def create(
 @handles_errors
 def remove(name: Annotated[str, typer.Argument(help="The environment to remove.")]) -> None:
     """Unregister an environment (and delete its folder if `aia env create` made it)."""
-    from aialliance_cli.cli.output import info
-    from aialliance_cli.envs.registry import remove_env
+    from aialliance_cli.cli.output import info, warn
+    from aialliance_cli.envs.registry import unregister_env
 
-    rec = remove_env(name)
-    gone = f"; deleted {rec.path}" if rec.managed and rec.path else ""
-    info(f"removed environment '{rec.name}'{gone}")
+    done = unregister_env(name)
+    gone = f"; deleted {done.deleted}" if done.deleted else ""
+    info(f"removed environment '{done.record.name}' from the registry{gone}")
+    if done.kept:
+        warn(f"the environment's folder was not deleted: {done.kept}")
 
 
 def _done(rec: Any, json_: bool, verb: str) -> None:

@@ -46,9 +46,10 @@ WORKER_MODULES = {
     "pydantic": "pydantic",
     "platformdirs": "platformdirs",
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?$")
-_VERSION = re.compile(r"^[A-Za-z0-9.+!*-]+$")
+# Matched with fullmatch: "$" would also match before a trailing newline ("name\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\[[A-Za-z0-9,._-]{1,128}\])?")
+_VERSION = re.compile(r"[A-Za-z0-9.+!*-]{1,64}")
 PROBE_TIMEOUT_S = 180.0
 
 Progress = Callable[[str], None]
@@ -253,9 +254,9 @@ def env_for_ep(ep: str, envs: list[EnvRecord] | None = None) -> EnvRecord | None
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name or ""):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise BadInputError(
-            f"environment name '{name}' is not allowed: use letters, digits, '.', '_' or '-' "
+            f"environment name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
             "(64 at most), starting with a letter or digit"
         )
 
@@ -460,10 +461,10 @@ def create_env(
     half-made folder is removed on any failure or Ctrl-C.
     """
     _check_name(name)
-    if not _PACKAGE.match(package or ""):
-        raise BadInputError(f"--package '{package}' is not a package name")
-    if version is not None and not _VERSION.match(version):
-        raise BadInputError(f"--version '{version}' is not a version")
+    if not _PACKAGE.fullmatch(package or ""):
+        raise BadInputError(f"--package {package!r} is not a package name")
+    if version is not None and not _VERSION.fullmatch(version):
+        raise BadInputError(f"--version {version!r} is not a version")
     path = registry_path()
     if name in _read(path):
         raise BadInputError(
@@ -521,8 +522,23 @@ def create_env(
         raise
 
 
+@dataclass(frozen=True)
+class EnvRemoval:
+    """What ``unregister_env`` did: the record dropped, and its folder's fate."""
+
+    record: EnvRecord
+    deleted: str | None = None  # the folder removed, if one was
+    kept: str | None = None  # why a folder aia made was left in place
+
+
 def remove_env(name: str) -> EnvRecord:
     """Unregister ``name``; delete its folder too when aia created it."""
+    return unregister_env(name).record
+
+
+def unregister_env(name: str) -> EnvRemoval:
+    """Unregister ``name`` and delete the folder ``aia env create`` made; say what happened."""
+    _check_name(name)
     path = registry_path()
     with _locked(path):
         envs = _read(path)
@@ -531,9 +547,18 @@ def remove_env(name: str) -> EnvRecord:
             raise BadInputError(f"no environment named '{name}' (known: {known})")
         rec = envs.pop(name)
         _write(path, envs)
-    if rec.managed and rec.path:
-        folder = Path(rec.path)
-        # Only ever delete inside aia's own envs folder.
-        if folder.resolve().parent == envs_dir().resolve():
-            shutil.rmtree(folder, ignore_errors=True)
-    return rec
+    if not (rec.managed and rec.path):
+        return EnvRemoval(rec)
+    folder = Path(rec.path)
+    # Only ever delete inside aia's own envs folder.
+    if folder.resolve().parent != envs_dir().resolve():
+        return EnvRemoval(rec, kept=f"{folder} is not in aia's folder {envs_dir()}")
+    if not folder.exists():
+        return EnvRemoval(rec, kept=f"{folder} was already gone")
+    problems: list[str] = []
+    shutil.rmtree(folder, onerror=lambda fn, p, exc: problems.append(f"{p}: {exc[1]}"))
+    if folder.exists():
+        return EnvRemoval(
+            rec, kept=f"{folder} could not be deleted ({problems[0] if problems else 'unknown'})"
+        )
+    return EnvRemoval(rec, deleted=str(folder))

@@ -194,11 +194,14 @@ def _genai_entries(folder: Path) -> list[CacheEntry]:
     return out
 
 
-def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> int:
+def clear_cache(
+    keys: list[str] | None = None, *, root: Path | None = None, family: bool = False
+) -> int:
     """Remove the given entries (all of them, and leftovers of crashed exports, when None).
 
     Returns the bytes freed. An unknown key raises BadInputError before anything
-    is removed.
+    is removed; so does a key that names a whole family of entries (``genai``)
+    unless ``family`` is true.
     """
     root = root or cache_root()
     if not root.is_dir():
@@ -223,6 +226,15 @@ def clear_cache(keys: list[str] | None = None, *, root: Path | None = None) -> i
                 return bool(parts[1]) and not parts[1].startswith(".") and (root / k).is_dir()
             return len(parts) == 1 and not k.startswith(".") and (root / k).is_dir()
 
+        families = [k for k in keys if k.strip("/") == GENAI_DIR]
+        if families and not family:
+            count = len(_genai_entries(root / GENAI_DIR)) if (root / GENAI_DIR).is_dir() else 0
+            raise BadInputError(
+                f"'{GENAI_DIR}' is not one cache entry but the folder of all {count} "
+                f"text-generation entries ({GENAI_DIR}/NAME); name the entries to remove "
+                "(see aia cache list), or add --family to remove all of them."
+            )
+        keys = [k.strip("/") if k.strip("/") == GENAI_DIR else k for k in keys]
         unknown = [k for k in keys if not valid(k)]
         if unknown:
             known = ", ".join(e.key for e in list_cache(root=root)) or "none"

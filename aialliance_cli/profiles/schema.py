@@ -66,7 +66,7 @@ FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Threads = Annotated[StrictInt, Field(ge=0, le=65536)]  # and 4 x the cores, checked at run time
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 
-_NAME_RE = r"^[a-z0-9._-]+$"
+_NAME_RE = r"^[a-z0-9._-]+$"  # pydantic (Rust regex): "$" is the very end, not before "\n"
 _DEVICE_KEY_RE = re.compile(r"^[a-z0-9]+-(cpu|gpu|npu)$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -165,7 +165,7 @@ class PackageResource(_Strict):
     @field_validator("name")
     @classmethod
     def _module_name(cls, v: str) -> str:
-        if not _MODULE_RE.match(v):
+        if not _MODULE_RE.fullmatch(v):
             raise ValueError(
                 f"'{v}' is not a Python package name (the import name, e.g. silero_vad)"
             )
@@ -223,7 +223,7 @@ class UrlSource(_Strict):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str) -> str:
-        if not _SHA256_RE.match(v):
+        if not _SHA256_RE.fullmatch(v):
             raise ValueError(f"sha256 must be 64 hexadecimal characters, got '{v}'")
         return v.lower()
 
@@ -486,7 +486,7 @@ class ProvidersSpec(_Strict):
     @classmethod
     def _device_keys(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not _DEVICE_KEY_RE.match(key):
+            if not _DEVICE_KEY_RE.fullmatch(key):
                 raise ValueError(
                     f"device key '{key}' must look like <vendor>-<cpu|gpu|npu>, e.g. intel-gpu"
                 )
@@ -600,7 +600,7 @@ class Profile(_Strict):
     @classmethod
     def _variant_names(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
         for name in v:
-            if not _VARIANT_RE.match(name):
+            if not _VARIANT_RE.fullmatch(name):
                 raise ValueError(f"variant name '{name}' must use only a-z, 0-9, '_' and '-'")
             if name in (BASE_VARIANT, "all"):
                 raise ValueError(

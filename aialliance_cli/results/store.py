@@ -82,6 +82,11 @@ def check_writable(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise BadInputError(f"cannot write results to {path}: it is a directory")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: no whole-line appends there
+        raise BadInputError(
+            f"cannot write results to {path}: it is not a regular file (a device or a pipe); "
+            "give a .jsonl file, or print the results with --json instead"
+        )
     parent = path.parent
     for p in [parent, *parent.parents]:
         if p.exists():
@@ -106,6 +111,11 @@ def read_results(path: Path) -> LoadedResults:
     """Read a JSONL (or single JSON) result file; bad lines are skipped and reported."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise BadInputError(
+                f"result file {path} is not a regular file (a device or a pipe); "
+                "give a .jsonl file written by aia bench --out"
+            )
         raise BadInputError(f"result file {path} does not exist")
     try:
         text = path.read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aialliance_cli.errors import ModelError, RuntimeFailure, UnavailableError
+from aialliance_cli.errors import BadInputError, ModelError, RuntimeFailure, UnavailableError
 
 OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -105,7 +105,14 @@ def session_options(spec: SessionSpec) -> Any:
         if spec.profile_prefix:
             so.profile_file_prefix = spec.profile_prefix
     if spec.custom_ops_library:
-        so.register_custom_ops_library(spec.custom_ops_library)
+        try:
+            so.register_custom_ops_library(spec.custom_ops_library)
+        except Exception as exc:  # not a library, or no RegisterCustomOps in it: bad input
+            raise BadInputError(
+                f"custom_ops_library {spec.custom_ops_library} is not an ONNX Runtime "
+                "custom-op library (a shared library for this platform that exports "
+                f"RegisterCustomOps): {_gist(exc)}"
+            ) from None
     return so
 
 
@@ -220,6 +227,8 @@ def build_session(model: Path, spec: SessionSpec) -> BuiltSession:
         t0 = time.perf_counter()
         try:
             sess = _try_build(model, spec, ep, options, source, device_kind)
+        except BadInputError:
+            raise  # the same on every EP (a bad custom-op library): no fallback
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             msg = _gist(exc)
             if _is_model_problem(msg):
