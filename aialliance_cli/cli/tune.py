@@ -156,12 +156,15 @@ def _render(outcome: Any) -> None:
     from aialliance_cli.cli.output import fmt_num, info, show, table
 
     unit = "ms" if outcome.objective == "latency" else "ms/sample"
+    # The plan's column only when the plan is not ORT's default itself.
+    plan_col = outcome.plan is not None and outcome.plan is not outcome.default
     rows = []
     for i, r in enumerate(outcome.rows, 1):
         st = r.stats or {}
         ci = st.get("median_ci95")
         p50 = fmt_num(st.get("p50")) if st else ""
-        interval = f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci else ""
+        if ci:
+            p50 += f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
         acc = r.accuracy or {}
         if acc.get("metric") == "reference":
             acc_text = "reference"
@@ -170,40 +173,27 @@ def _render(outcome: Any) -> None:
         else:
             acc_text = acc.get("error", "")
         status = r.status if r.status != "failed" else f"failed: {_short(r.error or '')}"
-        rows.append(
-            (
-                str(i),
-                r.candidate.label(),
-                p50,
-                interval,
-                _speed(r.speedup_default, r.verdict_default),
-                _speed(r.speedup_plan, r.verdict_plan),
-                acc_text,
-                ", ".join([status] + r.roles) if r.roles or status != "ok" else status,
-            )
-        )
+        row = [
+            str(i),
+            r.candidate.label(),
+            p50,
+            _speed(r.speedup_default, r.verdict_default),
+        ]
+        if plan_col:
+            row.append(_speed(r.speedup_plan, r.verdict_plan))
+        row += [acc_text, ", ".join([status, *r.roles])]
+        rows.append(tuple(row))
     caption = (
         f"{outcome.trials} trials in {outcome.elapsed_s:.0f} s of a {outcome.budget_s:g} s budget; "
         f"accuracy: {outcome.accuracy_metric} vs fp32 on the CPU EP, minimum "
-        f"{outcome.min_accuracy:g}; intervals: 95% of the median"
+        f"{outcome.min_accuracy:g}; [95% interval of the median]"
+        + ("" if plan_col else "; aia's plan is ORT's default here")
     )
-    show(
-        table(
-            f"aia tune: {outcome.target} ({outcome.objective})",
-            [
-                "#",
-                "configuration",
-                f"p50 ({unit})",
-                "95% interval",
-                "vs ORT default",
-                "vs aia plan",
-                "accuracy",
-                "status",
-            ],
-            rows,
-            caption=caption,
-        )
-    )
+    columns = ["#", "configuration", f"p50 {unit}", "vs ORT default"]
+    if plan_col:
+        columns.append("vs aia plan")
+    columns += ["accuracy", "status"]
+    show(table(f"aia tune: {outcome.target} ({outcome.objective})", columns, rows, caption=caption))
     w = outcome.winner
     if w is not None:
         show(

@@ -229,3 +229,65 @@ def test_model_sha256_is_the_content_hash(tmp_path: Path) -> None:
     assert records.model_sha256(f) == hashlib.sha256(b"abc").hexdigest()
     f.write_bytes(b"abcd")
     assert records.model_sha256(f) == hashlib.sha256(b"abcd").hexdigest()
+
+
+def _tuner(monkeypatch):
+    from types import SimpleNamespace
+
+    from aialliance_cli.tune import search
+    from aialliance_cli.tune.space import Space
+
+    monkeypatch.setattr(search, "plan_candidate", lambda target, inv: Candidate())
+    space = Space([], [0], [None], ["all"], [("sequential", 0)], [None], [None])
+    target = SimpleNamespace(name="m", profile=None, model_path=Path("m.onnx"), model_info={})
+    return search.Tuner(
+        target,
+        TuneSettings(budget_s=10),
+        space=space,
+        envs=[],
+        inventory=inventory(),
+        load={"busy": False},
+    )
+
+
+def _lat(center: float, spread: float = 0.01, n: int = 200) -> list[float]:
+    import numpy as np
+
+    return list(center + spread * np.random.default_rng(0).standard_normal(n))
+
+
+def test_ties_within_the_interval_go_to_the_more_accurate_then_simpler(monkeypatch) -> None:
+    t = _tuner(monkeypatch)
+    default = Candidate()
+    int8 = Candidate(precision="int8-dynamic")
+    two = Candidate(threads=2)
+    t.samples = {default: [_lat(10.0)], int8: [_lat(9.999)], two: [_lat(9.998)]}
+    t.final_samples = dict(t.samples)
+    t.accuracy = {int8.numeric_key(): {"value": 0.995, "passed": True}}
+    out = t._outcome()
+    # All three are within noise of each other: fp32 beats int8 on accuracy, and ORT's
+    # default beats threads=2 on the number of changed settings.
+    assert out.winner.candidate == default
+    assert out.winner.verdict_default == "within noise"
+
+
+def test_a_rejected_candidate_never_wins_however_fast(monkeypatch) -> None:
+    t = _tuner(monkeypatch)
+    default = Candidate()
+    broken = Candidate(precision="int8-dynamic-tensor")
+    t.samples = {default: [_lat(10.0)], broken: [_lat(5.0)]}
+    t.accuracy = {broken.numeric_key(): {"value": 0.5, "passed": False}}
+    out = t._outcome()
+    assert out.winner.candidate == default
+    rejected = [r for r in out.rows if r.status == "rejected"]
+    assert [r.candidate for r in rejected] == [broken] and rejected[0].verdict_default == "faster"
+
+
+def test_a_measurably_faster_candidate_wins(monkeypatch) -> None:
+    t = _tuner(monkeypatch)
+    default, two = Candidate(), Candidate(threads=2, spinning=False)
+    t.samples = {default: [_lat(10.0)], two: [_lat(8.0)]}
+    t.final_samples = dict(t.samples)
+    out = t._outcome()
+    assert out.winner.candidate == two and out.winner.verdict_default == "faster"
+    assert abs(out.winner.speedup_default - 1.25) < 0.01
