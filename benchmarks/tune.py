@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -98,15 +96,11 @@ def random_accuracy(tuner: Tuner, target: Any, backends: list[Backend]) -> dict[
     return out
 
 
-def run_tune(target: str, budget: float, home: Path) -> tuple[float, dict]:
-    env = {**os.environ, "AIA_HOME": str(home)}
+def run_tune(target: str, budget: float) -> tuple[float, dict]:
+    """`aia tune` as a user runs it (same environments registered; no record written)."""
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "aialliance_cli", "tune", target, "--budget", str(budget), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    cmd = [sys.executable, "-m", "aialliance_cli", "tune", target, "--budget", str(budget)]
+    proc = subprocess.run([*cmd, "--json", "--no-save"], capture_output=True, text=True)
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"aia tune failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -171,8 +165,7 @@ def main() -> None:
         }
         result["accuracy_random"] = random_accuracy(tuner, target, backends)
 
-        with tempfile.TemporaryDirectory() as home:
-            wall, tuned = run_tune(args.target, args.budget, Path(home))
+        wall, tuned = run_tune(args.target, args.budget)
         result["tune"] = {
             "budget_s": args.budget,
             "wall_s": wall,
