@@ -905,7 +905,7 @@ def _pooled_embedding(
 class BenchOutput:
     result: Result
     prepared: Prepared
-    latencies_ms: list[float]
+    latencies_ms: Sequence[float]  # an array("d") from the loop
 
 
 def bench_settings(target: Target, ov: Overrides) -> Any:
@@ -1003,7 +1003,7 @@ def bench(
 
         stats = latency_stats(lat)
         metrics["latency_ms"] = stats.to_dict()
-        busy_s = sum(lat) / 1e3
+        busy_s = float(np.sum(np.asarray(lat))) / 1e3
         metrics["throughput_per_s"] = len(lat) / busy_s if busy_s else None
         metrics["samples_per_s"] = batch * len(lat) / busy_s if busy_s else None
         ci = throughput_ci95(lat, 1.0)

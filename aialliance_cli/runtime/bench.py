@@ -11,6 +11,7 @@ import os
 import resource
 import sys
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,15 @@ class BenchSettings:
     min_iterations: int = 10
 
 
+def _latency_buffer() -> array[float]:
+    return array("d")
+
+
 @dataclass
 class Measurement:
-    latencies_ms: list[float] = field(default_factory=list)
+    # 8 bytes a sample, not a Python float object and a list slot (~32 bytes): a long run
+    # of a fast model must not grow the worker's memory (numpy reads it without a copy).
+    latencies_ms: array[float] = field(default_factory=_latency_buffer)
     wall_s: float = 0.0
     cpu_percent: float | None = None  # of one core; 200% = two cores busy
     cpu_percent_of_machine: float | None = None

@@ -111,3 +111,21 @@ def test_peak_estimate(features, arch, vendor, per_cycle):
     est = estimate_cpu_peak(cpu, threads=4)
     assert est.cores == 4 and est.gflops == pytest.approx(4 * 3.0 * per_cycle)
     assert estimate_cpu_peak(CpuInfo(vendor, "x", arch, None, None, 1, 1)).gflops is None
+
+
+def test_long_runs_keep_latencies_compact(session):
+    """aia's own bookkeeping: 8 bytes a sample, not a Python float in a list (~32 bytes)."""
+    import tracemalloc
+
+    feeds = _feeds(session)
+    n = 30_000
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        m = run_loop(session, feeds, BenchSettings(warmup=0, iterations=n))
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert len(m.latencies_ms) == n
+    # The buffer (240 kB) and one copy while it grows; a list of floats needs ~960 kB.
+    assert peak < 700 * 1024, peak

@@ -155,3 +155,25 @@ def test_compare_verdict_and_ratio() -> None:
     assert compare_verdict(a, b) == "slower"
     assert compare_verdict(b, a) == "faster"
     assert ratio(a, b) == pytest.approx(1.2, rel=0.02)
+
+
+def test_throughput_ci_of_many_samples_is_the_normal_interval_and_agrees_with_bootstrap() -> None:
+    rng = np.random.default_rng(7)
+    samples = rng.lognormal(np.log(5.0), 0.2, size=2001)  # just past the bootstrap
+    lo, hi = throughput_ci95(samples, 1)
+    boot_lo, boot_hi = throughput_ci95(samples[:2000], 1)
+    point = 1000.0 / samples.mean()
+    assert lo < point < hi
+    assert abs((hi - lo) / (boot_hi - boot_lo) - 1) < 0.15  # the same width, give or take
+    many = rng.lognormal(np.log(5.0), 0.2, size=1_000_000)
+    m_lo, m_hi = throughput_ci95(many, 1)
+    assert m_lo < 1000.0 / many.mean() < m_hi
+
+
+def test_latency_percentiles_match_numpy_linear() -> None:
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 5, 101, 4099):
+        a = rng.lognormal(size=n)
+        s = latency_stats(a)
+        ref = np.percentile(a, [50, 90, 95, 99], method="linear")
+        assert np.allclose([s.p50, s.p90, s.p95, s.p99], ref, rtol=1e-12, atol=0)
