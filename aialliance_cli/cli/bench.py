@@ -382,15 +382,22 @@ def bench(
     if check_outputs or min_accuracy is not None:
         reference = _reference(base_target, planned, ov, check_outputs, min_accuracy, json_)
     local = in_process or not S.SINGLE_IN_WORKER
+    write_failed: list[str] = []  # --out lines that could not be written
     with reference, _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
         def on_result(i: int, p: S.Planned, result: dict[str, Any]) -> None:
             if tuned is not None and (tuned.record is not None or tuned.notes):
                 result["tuned"] = tuned.result_record()
             if out is not None:
+                from aialliance_cli.cli.output import error, warn
+                from aialliance_cli.errors import AiaError
                 from aialliance_cli.results.store import append_jsonl
 
-                append_jsonl(out, [result])
+                try:
+                    append_jsonl(out, [result], warn=warn)
+                except AiaError as exc:  # the result is still shown; the sweep goes on
+                    error(str(exc))
+                    write_failed.append(str(exc))
             display.finished(i, p, result)
 
         outcome = S.run_sweep(
@@ -411,6 +418,8 @@ def bench(
     else:
         _report(outcome, planned, sweep=sweep, json_=json_, columns=chosen)
     code = outcome.exit_code
+    if write_failed and code in (0, 2, 3):
+        code = 1  # a result that could not be written to --out is a run-time failure
     if code:
         raise typer.Exit(code)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,27 +55,83 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Append one line per record with a single O_APPEND write each; returns the count."""
+def append_jsonl(
+    path: Path,
+    records: Iterable[dict[str, Any]],
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """Append one line per record, each whole or not at all; returns the count.
+
+    An existing file whose last line lacks its newline (a crash or a full disk
+    mid-line, before aia checked its writes) gets the newline first: the broken
+    line stays as it was, on a line of its own, and ``warn`` is told. A failed or
+    short write (a full disk, a file-size limit) is undone by truncating the file
+    back to where the line began, and raises RuntimeFailure (exit 1) naming the
+    path. SIGINT, SIGTERM and SIGHUP wait until the line is written.
+    """
+    from aialliance_cli import interrupts
+
     path = Path(path)
     check_writable(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except PermissionError:
+        try:  # a write-only file: append without looking at its last byte
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise BadInputError(f"cannot write results to {path}: {exc.strerror}") from exc
     except OSError as exc:
         raise BadInputError(f"cannot write results to {path}: {exc.strerror}") from exc
     n = 0
-    try:
-        for rec in records:
-            os.write(fd, (dumps(rec) + "\n").encode("utf-8"))
-            n += 1
-        os.fsync(fd)
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot write results to {path}: {exc.strerror} ({n} of them were written)"
-        ) from exc
-    finally:
-        os.close(fd)
+    with interrupts.deferred():
+        try:
+            for rec in records:
+                data = (dumps(rec) + "\n").encode("utf-8")
+                start = os.fstat(fd).st_size
+                if start and not _ends_with_newline(fd, start):
+                    data = b"\n" + data
+                    if warn is not None:
+                        warn(
+                            f"the last line of {path} was incomplete; it was ended with a "
+                            "newline before the new results (that line stays unreadable)"
+                        )
+                _write_whole(fd, data, start)
+                n += 1
+            os.fsync(fd)
+        except OSError as exc:
+            from aialliance_cli.errors import RuntimeFailure
+
+            raise RuntimeFailure(
+                f"cannot append results to {path}: {exc.strerror or exc} ({n} written; "
+                "the file holds only whole lines). Free space or give --out another file."
+            ) from exc
+        finally:
+            os.close(fd)
     return n
+
+
+def _ends_with_newline(fd: int, size: int) -> bool:
+    try:
+        return os.pread(fd, 1, size - 1) == b"\n"
+    except OSError:  # opened write-only: cannot tell
+        return True
+
+
+def _write_whole(fd: int, data: bytes, start: int) -> None:
+    """Write all of ``data``, or truncate the file back to ``start`` and raise OSError."""
+    done = 0
+    try:
+        while done < len(data):
+            wrote = os.write(fd, data[done:])
+            if wrote <= 0:
+                raise OSError(28, "no space left on the device (a short write)")
+            done += wrote
+    except OSError:
+        if done:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+        raise
 
 
 def check_writable(path: Path) -> None:
