@@ -472,16 +472,16 @@ def create_env(
             f"(aia env remove {name})"
         )
     folder = envs_dir() / name
-    if folder.exists():
-        raise BadInputError(
-            f"{folder} already exists but is not registered; delete it or choose another name"
-        )
+    _claim_folder(folder)
     spec = f"{package}=={version}" if version else package
     wanted = [spec]
     if package.lower().startswith("onnxruntime-ep-"):
         wanted.append("onnxruntime>=1.23")  # a plugin EP installs beside the plain build
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
+        # Until registered, the folder says who is making it: a create that was killed
+        # (SIGKILL, power loss) leaves one that the next create recognises and replaces.
+        (folder / _CREATING).write_text(str(os.getpid()), encoding="ascii")
         progress(f"creating the virtual environment {folder}")
         base = str(python) if python else sys.executable
         proc = subprocess.run(
@@ -516,10 +516,39 @@ def create_env(
             envs = _read(path)
             envs[name] = rec
             _write(path, envs)
+        (folder / _CREATING).unlink(missing_ok=True)
         return rec
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+_CREATING = ".aia-creating"
+
+
+def _claim_folder(folder: Path) -> None:
+    """Refuse a folder that exists, unless it is the leftover of a killed ``env create``."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    marker = folder / _CREATING
+    try:
+        pid = int(marker.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        pid = None
+    if marker.is_file() and folder.is_dir() and not folder.is_symlink():
+        from aialliance_cli.models.cache import pid_alive
+
+        if pid is None or not pid_alive(pid) or pid == os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)  # half-made by a create that died
+            if not folder.exists():
+                return
+        else:
+            raise BadInputError(
+                f"{folder} is being created by another aia (pid {pid}); wait for it to finish"
+            )
+    raise BadInputError(
+        f"{folder} already exists but is not registered; delete it or choose another name"
+    )
 
 
 @dataclass(frozen=True)

@@ -417,8 +417,10 @@ def export_causal_lm(
                 do_validation=False,  # checked by aia's own tests against transformers
                 library_name="transformers",
             )
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # Ctrl-C and SIGTERM too: no half export left
+        if not isinstance(exc, Exception):
+            raise
         text = f"{type(exc).__name__}: {exc}".strip()
         if not local.is_dir() and not allow_download:
             raise ModelError(

@@ -115,7 +115,8 @@ def store(
     """
     root = root or cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f"{_TMP_PREFIX}{key}-{uuid.uuid4().hex[:8]}"
+    # The pid in the name lets `aia cache clear` tell a killed export from a running one.
+    tmp = root / f"{_TMP_PREFIX}{os.getpid()}-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         fill(tmp)
@@ -215,7 +216,8 @@ def clear_cache(
         now = time.time()
         for child in root.iterdir():
             if child.name.startswith(_DEL_PREFIX) or (
-                child.name.startswith(_TMP_PREFIX) and now - _mtime(child) > _STALE_TMP_S
+                child.name.startswith(_TMP_PREFIX)
+                and (now - _mtime(child) > _STALE_TMP_S or not _owner_alive(child.name))
             ):
                 targets.append(child)
     else:
@@ -292,6 +294,27 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _owner_alive(tmp_name: str) -> bool:
+    """Whether the process that named a temp entry ``.tmp-<pid>-...`` still runs."""
+    pid = tmp_name[len(_TMP_PREFIX) :].split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # an older name without the pid: only its age tells
+    return pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists (it may be another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _remove_tree(path: Path) -> None:

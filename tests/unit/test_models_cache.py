@@ -166,3 +166,60 @@ def test_clear_on_missing_root(tmp_path: Path) -> None:
     assert clear_cache(root=tmp_path / "none") == 0
     with pytest.raises(BadInputError):
         clear_cache(["k"], root=tmp_path / "none")
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # exited and reaped: no such process now
+
+
+def test_clear_all_removes_a_fresh_temp_of_a_killed_export(tmp_path: Path) -> None:
+    """An export killed by SIGKILL leaves .tmp-<pid>-...; clear removes it at once."""
+    root = tmp_path / "models"
+    killed = root / f".tmp-{_dead_pid()}-hf-model-0123abcd"
+    running = root / f".tmp-{os.getpid()}-hf-model-4567ef01"
+    for folder in (killed, running):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"y" * 10)
+    clear_cache(root=root)
+    assert not killed.exists() and running.exists()
+
+
+def test_store_names_its_temp_with_its_pid(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    seen: list[str] = []
+
+    def fill(tmp: Path) -> None:
+        seen.append(tmp.name)
+        (tmp / "model.onnx").write_bytes(b"x")
+
+    store("k1", {"kind": "file"}, fill, root=root)
+    assert seen[0].startswith(f".tmp-{os.getpid()}-k1-")
+
+
+def test_env_create_replaces_the_folder_of_a_killed_create(tmp_path: Path) -> None:
+    from aialliance_cli.envs import registry
+
+    half = tmp_path / "envs" / "ov"
+    half.mkdir(parents=True)
+    (half / ".aia-creating").write_text(str(_dead_pid()))
+    (half / "pyvenv.cfg").write_text("half made")
+    registry._claim_folder(half)
+    assert not half.exists()
+
+    mine = tmp_path / "envs" / "user"
+    mine.mkdir()
+    with pytest.raises(BadInputError, match="already exists but is not registered"):
+        registry._claim_folder(mine)  # not aia's: never deleted
+    assert mine.exists()
+
+    busy = tmp_path / "envs" / "busy"
+    busy.mkdir()
+    (busy / ".aia-creating").write_text(str(os.getppid()))
+    with pytest.raises(BadInputError, match="being created by another aia"):
+        registry._claim_folder(busy)
+    assert busy.exists()
