@@ -332,6 +332,10 @@ def bench(
         min_coverage=min_coverage,
         until_stable=until_stable,
     )
+    if not in_process and S.SINGLE_IN_WORKER:
+        from aialliance_cli.runtime.launch import prestart_worker
+
+        prestart_worker()  # its Python and ONNX Runtime load while this process prepares
     with spinner("preparing", enabled=not json_) as update:
         from aialliance_cli.envs.registry import list_envs
         from aialliance_cli.hardware import detect
@@ -409,6 +413,9 @@ def bench(
             on_event=display.event,
             machine=inventory.to_dict(),
         )
+    from aialliance_cli.runtime.launch import discard_prestarted
+
+    discard_prestarted()  # a worker started ahead that no configuration took
     if csv:
         from aialliance_cli.cli.output import clean_stdout
         from aialliance_cli.results.tabular import write_csv

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,12 @@ def run_worker(
     python: str | None = None,
     timeout_s: float | None = None,
     on_event: Event | None = None,
+    after_measured: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` in a fresh ``python -m aialliance_cli.runtime.worker`` and return its result.
+
+    ``after_measured()`` runs once in this thread as soon as the worker's loop is over
+    (while it computes its statistics), e.g. to prestart the next configuration's worker.
 
     A worker that cannot start, crashes or runs past ``timeout_s`` gives a failed
     result (the time its statistics take after the loop does not count; what it
@@ -87,11 +92,16 @@ def run_worker(
     err: Any = None
     try:
         with interrupts.deferred():  # no orphaned worker, no stray folder, on a signal here
-            workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+            taken = _take_prestarted(python)
+            if taken is not None:
+                proc, workdir, err = taken
+            else:
+                workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+                err = open(workdir / "stderr.txt", "w+", encoding="utf-8", errors="replace")  # noqa: SIM115
             job = {**job, "result_path": str(workdir / "result.json")}
-            err = open(workdir / "stderr.txt", "w+", encoding="utf-8", errors="replace")  # noqa: SIM115
             try:
-                proc = _spawn(python, workdir, err)
+                if proc is None:
+                    proc = _spawn(python, workdir, err)
             except OSError as exc:
                 return failed_result(
                     job,
@@ -99,7 +109,7 @@ def run_worker(
                     kind="runtime",
                     exit_code=1,
                 )
-        return _supervise(proc, job, workdir, err, where, timeout_s, on_event)
+        return _supervise(proc, job, workdir, err, where, timeout_s, on_event, after_measured)
     finally:
         with interrupts.deferred():
             if proc is not None:
@@ -115,12 +125,72 @@ WORKDIR_PREFIX = "aia-worker-"
 STATS_GRACE_S = 120.0
 
 
-def _spawn(python: str, workdir: Path, err: Any) -> subprocess.Popen[str]:
+# Workers started ahead of their job (prestart_worker), one per Python, awaiting a job.
+_PRESTARTED: dict[str, tuple[subprocess.Popen[str], Path, Any]] = {}
+
+
+def prestart_worker(python: str | None = None) -> None:
+    """Start the next worker now, so that its Python, numpy and ONNX Runtime load while
+    this process prepares the job; the next :func:`run_worker` for ``python`` takes it.
+
+    Every worker still runs one job (a fresh process per configuration keeps ONNX
+    Runtime's thread pools, arenas, EP libraries and peak memory apart); starting it
+    early only hides its start-up. Call it where nothing is being measured. A worker
+    that is never taken is ended by :func:`discard_prestarted` (also at exit).
+    """
+    from aialliance_cli import interrupts
+
+    python = python or sys.executable
+    if python in _PRESTARTED:
+        return
+    with interrupts.deferred():
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+        err = open(workdir / "stderr.txt", "w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        try:
+            proc = _spawn(python, workdir, err, preload=True)
+        except OSError:
+            err.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            return  # run_worker will try again and say why
+        if not _PRESTARTED:
+            import atexit
+
+            atexit.register(discard_prestarted)
+        _PRESTARTED[python] = (proc, workdir, err)
+
+
+def _take_prestarted(python: str) -> tuple[subprocess.Popen[str], Path, Any] | None:
+    taken = _PRESTARTED.pop(python, None)
+    if taken is None:
+        return None
+    if taken[0].poll() is not None:  # it died waiting: start a fresh one instead
+        _discard(taken)
+        return None
+    return taken
+
+
+def _discard(entry: tuple[subprocess.Popen[str], Path, Any]) -> None:
+    proc, workdir, err = entry
+    _close(proc)
+    with contextlib.suppress(Exception):
+        err.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def discard_prestarted() -> None:
+    """End the workers started ahead that no job took (none outlives aia)."""
+    while _PRESTARTED:
+        _discard(_PRESTARTED.popitem()[1])
+
+
+def _spawn(python: str, workdir: Path, err: Any, *, preload: bool = False) -> subprocess.Popen[str]:
     from aialliance_cli.envs.registry import worker_environ
 
     extra = {
         "AIA_WORKER": "1",
         "PYTHONUNBUFFERED": "1",
+        # Load numpy, ONNX Runtime and aia's runtime before the job arrives on stdin.
+        "AIA_WORKER_PRELOAD": "1" if preload else "0",
         # The worker ends (and removes workdir) when this process is gone: stdin reaches
         # EOF, or on Linux the parent-death signal arrives (runtime/worker.py).
         "AIA_WORKER_PARENT": str(os.getpid()),
@@ -161,6 +231,7 @@ def _supervise(
     where: str,
     timeout_s: float | None,
     on_event: Event | None,
+    after_measured: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     result_path = workdir / "result.json"
     other: list[str] = []
@@ -202,6 +273,10 @@ def _supervise(
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
+            if measured_at and after_measured is not None:
+                hook, after_measured = after_measured, None
+                with contextlib.suppress(Exception):  # a head start, never a reason to fail
+                    hook()
             if measured_at:
                 if now - measured_at[0] > STATS_GRACE_S:
                     return _timed_out(proc, result_path, fail, measured=True, timeout_s=timeout_s)

@@ -469,7 +469,11 @@ def run_sweep(
                 result = run_in_process(p.job, on_event=on_event)
             else:
                 result = run_worker(
-                    p.job, python=p.route.python, timeout_s=timeout_s, on_event=on_event
+                    p.job,
+                    python=p.route.python,
+                    timeout_s=timeout_s,
+                    on_event=on_event,
+                    after_measured=_head_start(planned, i + 1, in_process),
                 )
         except SweepInterrupted as stop:
             _record_variant(stop.result, p.point)
@@ -490,6 +494,26 @@ def run_sweep(
             outcome.interrupted = True
             break
     return outcome
+
+
+def _head_start(
+    planned: Sequence[Planned], index: int, in_process: bool
+) -> Callable[[], None] | None:
+    """Prestart the worker of configuration ``index`` once the one before has measured.
+
+    The rule: every configuration runs in a fresh worker of its own (its ONNX
+    Runtime thread pools, arenas, EP libraries and peak memory never meet
+    another's), but the next worker starts, and loads Python, numpy and ONNX
+    Runtime, while the previous one computes its statistics, not while it measures.
+    """
+    if index >= len(planned):
+        return None
+    nxt = planned[index]
+    if nxt.route.error is not None or (in_process and nxt.route.env is None):
+        return None
+    from aialliance_cli.runtime.launch import prestart_worker
+
+    return lambda: prestart_worker(nxt.route.python)
 
 
 def _record_variant(result: dict[str, Any], point: SweepPoint) -> None:

@@ -17,6 +17,7 @@ It never imports typer or rich: a fresh process per configuration must stay chea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -387,6 +388,35 @@ def _orphaned() -> None:
         os._exit(1)
 
 
+def _preload() -> None:
+    """What every job needs, loaded while the parent still prepares the job."""
+    with contextlib.suppress(Exception):  # the job itself will say what is broken
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        from aialliance_cli.runtime import api  # noqa: F401
+
+
+def _arm_parent_death() -> None:
+    """Linux: SIGTERM this process when the parent dies (the handler then ends it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    global _PARENT
+    ppid = os.environ.get("AIA_WORKER_PARENT")
+    if ppid and ppid.isdigit():
+        _PARENT = int(ppid)  # from now on a signal with the parent gone ends the worker
+        if os.getppid() != _PARENT:
+            _orphaned()  # the parent died before the death signal was set
+
+
 def _watch_parent() -> None:
     """End with the parent, however it ends (SIGKILL too).
 
@@ -439,7 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         text = Path(args[0]).read_text(encoding="utf-8")
     elif os.environ.get("AIA_WORKER_PARENT"):
+        if os.environ.get("AIA_WORKER_PRELOAD") == "1":
+            _arm_parent_death()  # started ahead of its job: end with the parent meanwhile
+            _preload()
         text = sys.stdin.readline()
+        if not text.strip():
+            # Started ahead, and no job came: the parent is gone or had no use for it.
+            if _PARENT is not None and os.getppid() != _PARENT:
+                _orphaned()
+            return 0
         _watch_parent()
     else:
         text = sys.stdin.read()
