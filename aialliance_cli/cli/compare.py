@@ -64,6 +64,14 @@ def compare(
         Path | None,
         typer.Option("--html", help="Write a self-contained offline HTML report here."),
     ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Table columns, a comma list of machine, ep, config, p50, p99, rate, ratio, "
+            "agreement, verdict (default: as many as fit the terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Compare results across machines, EPs and settings; gate on regressions."""
     from aialliance_cli.cli.output import info, warn
@@ -73,6 +81,13 @@ def compare(
 
     if json_ and csv_:
         raise BadInputError("give either --json or --csv, not both")
+    from aialliance_cli.cli.output import parse_columns
+
+    chosen = parse_columns(columns)
+    known = ("machine", "ep", "config", "p50", "p99", "rate", "ratio", "agreement", "verdict")
+    if chosen and any(k not in known for k in chosen):
+        bad = ", ".join(k for k in chosen if k not in known)
+        raise BadInputError(f"--columns: unknown column(s) {bad}; choose from {', '.join(known)}")
     if fail_if_slower is not None and not fail_if_slower >= 0:
         raise BadInputError(f"--fail-if-slower takes a percentage >= 0, got {fail_if_slower}")
     records, skipped = load_many(files)
@@ -120,7 +135,7 @@ def compare(
         )
         sys.stdout.flush()
     else:
-        render_table(table)
+        render_table(table, columns=chosen)
     if plot:
         render_plot(table, stderr=json_ or csv_)
     if html is not None:
@@ -172,60 +187,63 @@ def _one_per_machine(rows: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
-def render_table(table: Any) -> None:
-    """One rich table per profile, verdicts coloured."""
-    from rich.table import Table
+def render_table(table: Any, columns: list[str] | None = None) -> None:
+    """One table per profile, verdicts coloured, fitted to the terminal (80 when piped)."""
+    from rich.text import Text
 
-    from aialliance_cli.cli.output import markup_safe as escape  # untrusted: names from results
-    from aialliance_cli.cli.output import show
-    from aialliance_cli.results.compare import machine_names
+    from aialliance_cli.cli.output import Column, clean, fitted_table, show
+    from aialliance_cli.results.compare import arrow, machine_names
 
     base = table.baseline if table.baseline is not None else "first file / first record"
     names = machine_names(table.rows)
     for group in table.groups:
-        t = Table(
-            title=f"[bold]{escape(group)}[/]",
-            title_justify="left",
-            caption_justify="left",
-            caption=f"baseline: {escape(base)} ({table.baseline_kind}); ratio > 1 is faster "
-            "(median time per sample); verdicts from the medians' 95% CIs"
+        rows = table.group_rows(group)
+        caption = (
+            f"baseline: {base} ({table.baseline_kind}); ratio = the baseline's median time "
+            "per sample / this one's: ↑ faster (> 1), ↓ slower (< 1); samples/s at the "
+            "median, as the ratio; verdicts from the medians' 95% CIs"
             + "".join(
-                f"\n{escape(names[r.machine])}: {escape(r.cpu_model or '?')}"
-                for r in _one_per_machine(table.group_rows(group))
+                f"; {names[r.machine]}: {r.cpu_model or '?'}"
+                for r in _one_per_machine(rows)
                 if names[r.machine] != r.machine
-            ),
+            )
         )
-        checked = any(r.agreement for r in table.group_rows(group))
-        for col, justify in (
-            ("machine", "left"),
-            ("EP", "left"),
-            ("config", "left"),
-            ("p50 ms", "right"),
-            ("p99 ms", "right"),
-            ("inf/s", "right"),
-            ("ratio", "right"),
-            *((("agreement", "left"),) if checked else ()),
-            ("verdict", "left"),
-        ):
-            t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for r in table.group_rows(group):
+        checked = any(r.agreement for r in rows)
+        several = len({r.machine for r in rows}) > 1
+        cols = [
+            Column("machine", "machine", 1 if several else 5, numeric=False),
+            Column("ep", "EP", 0, numeric=False),
+            Column("config", "config", 0, numeric=False),
+            Column("p50", "p50 ms", 0),
+            Column("p99", "p99 ms", 6),
+            Column("rate", "samples/s", 2),
+            Column("ratio", "ratio", 0),
+            *((Column("agreement", "agreement", 3, numeric=False),) if checked else ()),
+            Column("verdict", "verdict", 0, numeric=False),
+        ]
+        cells = []
+        for r in rows:
             ratio = (
-                f"{r.ratio:.2f}x"
+                f"{r.ratio:.2f}x {arrow(r.ratio)}"
                 if r.ratio is not None
                 else ("-" if r.verdict == "baseline" else "n/a")
             )
-            style = VERDICT_STYLES.get(r.verdict, "")
-            t.add_row(
-                escape(names[r.machine]),
-                escape(r.ep_short),
-                escape(r.settings),
-                _fmt(r.p50),
-                _fmt(r.p99),
-                _fmt(r.throughput, 1),
-                ratio,
-                *((escape(_agreement(r.agreement)),) if checked else ()),
-                f"[{style}]{escape(r.verdict)}[/]" if style else escape(r.verdict),
+            cells.append(
+                [
+                    names[r.machine],
+                    r.ep_short,
+                    r.settings,
+                    _fmt(r.p50),
+                    _fmt(r.p99),
+                    _fmt(r.rate_p50, 1),
+                    ratio,
+                    *((_agreement(r.agreement),) if checked else ()),
+                    Text(clean(r.verdict), style=VERDICT_STYLES.get(r.verdict, "")),
+                ]
             )
+        chosen = [k for k in columns or () if k in {c.key for c in cols}]  # agreement may be absent
+        t = fitted_table(group, cols, cells, chosen=chosen or None, caption=caption)
+        t.title_style = "bold"
         show(t)
 
 
@@ -236,30 +254,32 @@ def render_plot(table: Any, *, stderr: bool = False) -> None:
 
     from aialliance_cli.cli.output import clean
     from aialliance_cli.cli.output import markup_safe as escape
-    from aialliance_cli.results.compare import short_labels
+    from aialliance_cli.results.compare import arrow, short_labels
 
     console = Console(stderr=stderr, soft_wrap=False)
     width = max(20, min(console.width, 160))
     for group in table.groups:
-        rows = [r for r in table.group_rows(group) if r.throughput is not None]
-        console.print(Text(f"{clean(group)}: inferences/s", style="bold"))
+        rows = [r for r in table.group_rows(group) if r.rate_p50 is not None]
+        console.print(Text(f"{clean(group)}: samples/s at the median (as the ratio)", style="bold"))
         if not rows:
             console.print("  (no throughput recorded)")
             continue
         labels = short_labels(rows)
         label_w = min(max(len(s) for s in labels), width // 2)
-        values = [_fmt(r.throughput, 1) for r in rows]
+        values = [
+            _fmt(r.rate_p50, 1) + (f" {arrow(r.ratio)}" if r.ratio is not None else "")
+            for r in rows
+        ]
         value_w = max(len(v) for v in values)
         bar_w = max(5, width - label_w - value_w - 6)
-        vmax = max(r.throughput for r in rows) or 1.0
+        vmax = max(r.rate_p50 for r in rows) or 1.0
         for r, label, value in zip(rows, labels, values, strict=True):
-            eighths = round(bar_w * 8 * r.throughput / vmax)
+            eighths = round(bar_w * 8 * r.rate_p50 / vmax)
             bar = "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
             if len(label) > label_w:
                 label = label[: label_w - 1] + "…"
-            # Bars show the recorded (mean-based) throughput; the verdicts come from the
-            # medians and may disagree, so only the baseline is told apart.
-            style = "cyan" if r.verdict == "baseline" else "green"
+            # Bars show the rate at the median, the one the ratio and verdict use.
+            style = "cyan" if r.verdict == "baseline" else VERDICT_STYLES.get(r.verdict, "green")
             console.print(
                 f"  {escape(label.ljust(label_w))} [{style}]{bar or '▏'}[/] {value}",
                 highlight=False,

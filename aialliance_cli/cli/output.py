@@ -183,7 +183,7 @@ def fit_columns(
 
     def need(i: int) -> int:
         cells = [len(str(r[i])) for r in rows] or [0]
-        head = max(len(w) for w in columns[i].header.split()) if columns[i].header else 0
+        head = len(columns[i].header)  # headers do not wrap either (no_wrap columns)
         widest = min(max(cells), 24) if columns[i].shrink else max(cells)
         return max(widest, head) + 3  # padding and border
 
@@ -208,21 +208,24 @@ def fitted_table(
     numbers are never split, long text ends in an ellipsis."""
     from rich.table import Table
 
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    # Cells are strings (shown literally: names come from models and results) or rich Text
+    # (already styled); widths are measured on the plain text.
+    shown = [[_cell(v) for v in row] for row in rows]
+    cells = [[getattr(c, "plain", c) for c in row] for row in shown]
     width = stdout_console().width
     kept, dropped = fit_columns(columns, cells, width, chosen)
     notes = [caption] if caption else []
     if dropped:
         notes.append(f"not shown at {width} columns: {', '.join(dropped)} (--columns to choose)")
     t = Table(
-        title=title,
-        caption="; ".join(notes) or None,
+        title=None if title is None else markup_safe(title),
+        caption=markup_safe("; ".join(notes)) if notes else None,
         title_justify="left",
         caption_justify="left",
     )
 
     def natural(i: int) -> int:
-        head = max((len(w) for w in columns[i].header.split()), default=0)
+        head = len(columns[i].header)
         return max([len(r[i]) for r in cells] + [head])
 
     shrinkers = [i for i in kept if columns[i].shrink]
@@ -238,9 +241,17 @@ def fitted_table(
             min_width=None if col.shrink else natural(i),
             max_width=share if col.shrink else None,
         )
-    for row in cells:
+    for row in shown:
         t.add_row(*(row[i] for i in kept))
     return t
+
+
+def _cell(value: Any) -> Any:
+    if hasattr(value, "plain"):
+        return value
+    from rich.text import Text
+
+    return Text("" if value is None else clean(value, one_line=True))
 
 
 def parse_columns(text: str | None) -> list[str] | None:

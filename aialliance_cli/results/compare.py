@@ -292,6 +292,9 @@ class Row:
     source: str  # file#record
     index: int  # position in the records given to compare()
     agreement: dict[str, Any] | None = None  # the record's --check-outputs agreement, if any
+    # Samples per second at the median (batch / p50), else the recorded rate (LoadGen offline):
+    # the rate the ratio compares, so the table, the plot and the ratio agree.
+    rate_p50: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -531,7 +534,21 @@ def _row(
         source=f"{src.get('path', '?')}#{src.get('index', '?')}" if src else f"record {i + 1}",
         index=i,
         agreement=dict(agreement) if agreement else None,
+        rate_p50=_rate_p50(stats.p50 if stats else None, cfg.batch, rec),
     )
+
+
+def _rate_p50(p50_ms: float | None, batch: int | None, rec: Mapping[str, Any]) -> float | None:
+    if p50_ms and p50_ms > 0 and math.isfinite(p50_ms):
+        return (batch or 1) * 1000.0 / p50_ms
+    return samples_rate(rec)
+
+
+def arrow(ratio: float | None) -> str:
+    """The direction of a ratio (baseline time / this time): ``↑`` faster, ``↓`` slower."""
+    if ratio is None:
+        return ""
+    return "↑" if ratio > 1.0 else ("↓" if ratio < 1.0 else "=")
 
 
 def _nan_none(x: float) -> float | None:

@@ -80,7 +80,9 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 def _ratio(r: Row) -> str:
     if r.ratio is None:
         return "—" if r.verdict == "baseline" else "n/a"
-    return f"{r.ratio:.2f}×"
+    from aialliance_cli.results.compare import arrow
+
+    return f"{r.ratio:.2f}× {arrow(r.ratio)}"
 
 
 def _short(text: str, n: int) -> str:
@@ -98,11 +100,11 @@ def _svg_open(height: int, title: str) -> str:
 def throughput_chart(group: str, rows: Sequence[Row]) -> str:
     """Horizontal bars of inferences/s, one per configuration; the baseline in blue.
 
-    Bars show the recorded throughput (from the mean latency) and are not
-    coloured by verdict, which comes from the medians and can disagree.
+    Bars show samples/s at the median latency, the rate the ratio and verdict use, so the
+    chart, the ratio and the table agree.
     """
     labels = dict(zip((r.index for r in rows), short_labels(rows), strict=True))
-    data = [(r, r.throughput) for r in rows if r.throughput is not None]
+    data = [(r, r.rate_p50) for r in rows if r.rate_p50 is not None]
     if not data:
         return ""
     top = 24
@@ -111,7 +113,7 @@ def throughput_chart(group: str, rows: Sequence[Row]) -> str:
     span = _CHART_W - _LABEL_W - 110
     parts = [
         _svg_open(height, f"Throughput of {group}"),
-        '<text x="0" y="14" font-weight="600">inferences/s (higher is better)</text>',
+        '<text x="0" y="14" font-weight="600">samples/s at the median (higher is better)</text>',
     ]
     for k, (r, v) in enumerate(data):
         y = top + k * (_BAR_H + 8)
@@ -120,7 +122,7 @@ def throughput_chart(group: str, rows: Sequence[Row]) -> str:
         label = labels[r.index]
         parts.append(
             f'<g class="bar" data-config="{_e(r.config)}"><title>{_e(label)}: '
-            f"{_fmt(v)} inf/s ({_e(r.verdict)})</title>"
+            f"{_fmt(v)} samples/s ({_e(r.verdict)})</title>"
             f'<text x="{_LABEL_W - 8}" y="{y + 13}" text-anchor="end">{_e(_short(label, 56))}'
             f'</text><rect x="{_LABEL_W}" y="{y}" width="{w:.1f}" height="{_BAR_H}" '
             f'rx="2" fill="{colour}"/><text x="{_LABEL_W + w + 6:.1f}" y="{y + 13}">'
@@ -181,7 +183,7 @@ def _table(rows: Sequence[Row], names: Mapping[str, str]) -> str:
         "p50 (ms)",
         "median 95% CI (ms)",
         "p99 (ms)",
-        "inf/s",
+        "samples/s at p50",
         "ratio",
         "verdict",
     )
@@ -199,7 +201,7 @@ def _table(rows: Sequence[Row], names: Mapping[str, str]) -> str:
             f'<td title="{_e(r.machine)}">{_e(names[r.machine])}</td><td>{_e(r.ep_short)}</td>'
             f"<td>{_e(r.settings)}</td>"
             f'<td class="num">{_fmt(r.p50)}</td><td class="num">{ci}</td>'
-            f'<td class="num">{_fmt(r.p99)}</td><td class="num">{_fmt(r.throughput, 1)}</td>'
+            f'<td class="num">{_fmt(r.p99)}</td><td class="num">{_fmt(r.rate_p50, 1)}</td>'
             f'<td class="num">{_ratio(r)}</td>'
             f'<td class="verdict" style="color:{colour}"{vs}>{_e(r.verdict)}</td></tr>'
         )

@@ -80,7 +80,7 @@ def test_table_and_plot() -> None:
     res = invoke(VAD, VAD_RERUN, "--plot")
     assert res.exit_code == 0, res.stderr
     assert "silero-vad" in res.stdout and "slower" in res.stdout and "baseline" in res.stdout
-    assert "inferences/s" in res.stdout and "█" in res.stdout
+    assert "samples/s at the median" in res.stdout and "█" in res.stdout
 
 
 def test_gate_fails_with_exit_3(tmp_path: Path) -> None:
@@ -164,3 +164,10 @@ def test_html_report_is_written(tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("<tr data-verdict=") == 6 and page.count("<svg") == 4
+
+
+def test_table_prints_the_ratio_with_its_direction(tmp_path: Path) -> None:
+    new = slower_copy(tmp_path, 1.5)
+    res = invoke(VAD, new, "--plot")
+    assert res.exit_code == 0, res.stderr
+    assert "0.67x ↓" in res.stdout and "↓ slower" in " ".join(res.stdout.split())

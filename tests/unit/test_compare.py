@@ -516,3 +516,20 @@ def test_a_faster_configuration_whose_outputs_differ_is_never_a_win() -> None:
     assert row_of(table, 2).agreement["score"] == 0.93
     assert flatten(bad)["agreement"] == 0.93 and flatten(bad)["agreement_passed"] is False
     assert flatten(record(MINILM))["agreement"] == ""
+
+
+def test_one_direction_rate_ratio_and_plot_agree_when_the_mean_disagrees() -> None:
+    """Issue 11: 1.11x 'within noise' beside throughput falling 5,711 -> 3,646 inf/s (from the
+    mean, one long stall) and bars saying the opposite. The rate shown is the median's."""
+    from aialliance_cli.results.compare import arrow
+
+    base = variant(record(VAD))
+    other = variant(record(VAD), 1 / 1.11)  # 11% faster at the median
+    other["metrics"]["latency_ms"]["mean"] = base["metrics"]["latency_ms"]["mean"] * 1.6
+    other["metrics"]["throughput_per_s"] = base["metrics"]["throughput_per_s"] / 1.6
+    other["metrics"]["samples_per_s"] = base["metrics"]["samples_per_s"] / 1.6
+    b, o = compare([base, other]).rows
+    assert o.ratio == pytest.approx(1.11) and arrow(o.ratio) == "↑"
+    assert o.rate_p50 / b.rate_p50 == pytest.approx(o.ratio)  # the table's rate and the ratio
+    assert o.throughput < b.throughput  # the mean-based rate still in JSON, not shown as "the" rate
+    assert arrow(0.9) == "↓" and arrow(None) == ""
