@@ -65,8 +65,16 @@ def quantize(
     """Write an int8 or fp16 version of a model into the cache and check it against fp32."""
     from aialliance_cli.cli.output import print_json, spinner
     from aialliance_cli.errors import UnavailableError
+    from aialliance_cli.runtime.textgen import is_text_generation
     from aialliance_cli.tune.quantize import QuantSpec, quantize_target
 
+    if is_text_generation(target):
+        from aialliance_cli.errors import BadInputError
+
+        raise BadInputError(
+            f"aia quantize prepares single-pass models; {target} is a text-generation profile, "
+            "whose int4/int8 models come from its generation engine (docs/generation.md)"
+        )
     spec = QuantSpec(
         method.strip().lower(),
         weight_type=weight_type.strip().lower() if weight_type else None,

@@ -114,3 +114,8 @@ def test_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None
 def test_missing_target_exits_2(tmp_path: Path) -> None:
     res = runner.invoke(app, ["quantize", str(tmp_path / "nope.onnx")])
     assert res.exit_code == 2
+
+
+def test_a_text_generation_profile_exits_2() -> None:
+    res = runner.invoke(app, ["quantize", "smollm2-135m"])
+    assert res.exit_code == 2 and "text-generation" in res.stderr
