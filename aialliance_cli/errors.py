@@ -50,6 +50,13 @@ class ModelError(BadInputError):
     """A model is missing, unreadable, not ONNX, or its inputs do not fit."""
 
 
+def they(names: list[str], singular: str, plural: str) -> str:
+    """``--a does not`` / ``--a and --b do not``: messages name options with the right verb."""
+    if len(names) == 1:
+        return f"{names[0]} {singular}"
+    return f"{', '.join(names[:-1])} and {names[-1]} {plural}"
+
+
 class UnknownProviderError(BadInputError):
     """An execution-provider name aia does not know."""
 

@@ -219,7 +219,7 @@ def bench(
 ) -> None:
     """Benchmark latency, throughput, memory and CPU use, one configuration or a sweep."""
     from aialliance_cli.cli.output import spinner
-    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.errors import BadInputError, they
     from aialliance_cli.runtime import sweep as S
     from aialliance_cli.runtime.api import Overrides, bench_settings, prepare_target
     from aialliance_cli.runtime.textgen import is_text_generation
@@ -257,7 +257,7 @@ def bench(
             given.append("--threads with a list")
         if given:
             raise BadInputError(
-                f"{', '.join(given)} do(es) not apply to text-generation profiles; their "
+                f"{they(given, 'does', 'do')} not apply to text-generation profiles; their "
                 "grid is --prompt-len, --gen-len and --batch (docs/generation.md)"
             )
         o.check_positive("--warmup", warmup, zero_ok=True)
@@ -292,7 +292,7 @@ def bench(
     given = [k for k, v in gen_only.items() if v is not None]
     if given:
         raise BadInputError(
-            f"{', '.join(given)} apply to text-generation profiles only "
+            f"{they(given, 'applies', 'apply')} to text-generation profiles only "
             f"({target or 'the default profile'} is not one)"
         )
     if until_stable is not None and until_stable <= 0:
@@ -466,7 +466,7 @@ def _scenario(
     iterations: int | None,
     duration: float | None,
 ) -> Any:
-    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.errors import BadInputError, they
     from aialliance_cli.runtime.sweep import ScenarioSettings
 
     given = {
@@ -479,7 +479,7 @@ def _scenario(
     if name is None:
         extra = [k for k, v in given.items() if v is not None]
         if extra:
-            raise BadInputError(f"{', '.join(extra)} set(s) a LoadGen run; add --scenario")
+            raise BadInputError(f"{they(extra, 'sets', 'set')} a LoadGen run; add --scenario")
         return None
     from aialliance_cli.runtime.loadgen import normalize_scenario
 
@@ -610,10 +610,7 @@ def _report(
     if json_:
         from aialliance_cli.cli.output import print_json
 
-        if sweep:
-            print_json(results)
-        elif results:
-            print_json(results[0])
+        print_json(results)  # always a list, one object per configuration (docs/results.md)
         return
     shown = [r for r in results if r.get("status") != "failed"] if not sweep else results
     if shown:

@@ -90,6 +90,27 @@ def _cpu(r: dict[str, Any]) -> str:
     return f"{m['cpu_percent']:.0f}"
 
 
+def _cpu_note(results: Sequence[dict[str, Any]], names: Sequence[str] | None) -> str | None:
+    """Why CPU use reads n/a: a run shorter than the clocks can measure, or no reading."""
+    from aialliance_cli.runtime.bench import MIN_WALL_FOR_CPU_S
+
+    short = [
+        (i, _m(r).get("wall_s"))
+        for i, r in enumerate(results)
+        if _ok(r) and _m(r).get("cpu_percent") is None
+    ]
+    if not short:
+        return None
+    walls = [w for _, w in short if w is not None]
+    who = "" if names is None else " for " + ", ".join(names[i] for i, _ in short)
+    if walls and max(walls) < MIN_WALL_FOR_CPU_S:
+        return (
+            f"CPU n/a{who}: measured {max(walls):.2g} s, under the {MIN_WALL_FOR_CPU_S:g} s "
+            "the CPU clocks need; measure longer (-n, --duration)"
+        )
+    return f"CPU n/a{who}: not measured"
+
+
 def _loadgen(key: str) -> Cell:
     def cell(r: dict[str, Any]) -> str:
         lg = _m(r).get("loadgen")
@@ -215,6 +236,7 @@ def render(
     if sweep:
         notes = [f"{n}: {s}" if s else None for n, s in zip(names, notes, strict=True)]
     notes += [_reasons(r) for r in results]
+    notes.append(_cpu_note(results, names if sweep else None))
     random = any((r.get("model") or {}).get("random_weights") for r in results)
     profile = str((results[0].get("profile") or {}).get("name") or "") if results else ""
     title = f"aia bench: {profile}" + (" (random weights)" if random else "")

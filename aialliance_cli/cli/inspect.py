@@ -66,6 +66,12 @@ def fmt_count(n: int | float | None) -> str:
     return str(n)
 
 
+def fmt_flops(n: int | float | None) -> str:
+    """36 -> '36 FLOP', 1.2e9 -> '1.2 GFLOP' (never '36FLOP')."""
+    text = fmt_count(n)
+    return text if text == "n/a" else text + ("FLOP" if text[-1].isalpha() else " FLOP")
+
+
 def _shape(shape: Sequence[Any] | None, dims: dict[str, int]) -> str:
     if shape is None:
         return "?"
@@ -136,7 +142,7 @@ def render_summary(name: str, s: Any) -> None:
         for op, f in s.flops_by_op_type.items()
         if f
     ]
-    caption = f"total {fmt_count(total)}FLOP per run (1 multiply-add = 2 FLOPs)"
+    caption = f"total {fmt_flops(total)} per run (1 multiply-add = 2 FLOPs)"
     if s.unknown_dims:
         caption += "; incomplete: " + ", ".join(s.unknown_dims) + " without a value"
     show(

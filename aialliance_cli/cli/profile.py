@@ -130,7 +130,7 @@ def _ms(us: float | None) -> str:
 
 
 def render_profile(p: Any, top: int) -> None:
-    from aialliance_cli.cli.inspect import fmt_count, right_table
+    from aialliance_cli.cli.inspect import fmt_flops, right_table
     from aialliance_cli.cli.output import show
 
     prof = p.profile
@@ -212,7 +212,7 @@ def render_profile(p: Any, top: int) -> None:
         lines.append(
             (
                 "work",
-                f"{fmt_count(p.flops.total)}FLOP per run"
+                f"{fmt_flops(p.flops.total)} per run"
                 + (f", {rate:.3g} GFLOP/s over the kernel time" if rate else ""),
             )
         )

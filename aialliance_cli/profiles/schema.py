@@ -568,7 +568,10 @@ class VariantSpec(_Strict):
             raise ValueError(f"give exactly one of model or quantize (got {got})")
         extra = [k for k in ("weight_type", "per_channel") if getattr(self, k) is not None]
         if extra and self.quantize not in ("dynamic", "static"):
-            raise ValueError(f"{', '.join(extra)} only appl(ies) with quantize: dynamic or static")
+            raise ValueError(
+                f"{', '.join(extra)} only {'applies' if len(extra) == 1 else 'apply'} with "
+                "quantize: dynamic or static"
+            )
         if self.calibration is not None and self.quantize != "static":
             raise ValueError("calibration only applies with quantize: static")
         return self

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aialliance_cli.errors import BadInputError, ModelError
+from aialliance_cli.errors import BadInputError, ModelError, they
 
 METHODS = ("dynamic", "static", "fp16")
 WEIGHT_TYPES = ("qint8", "quint8")
@@ -125,7 +125,7 @@ class QuantSpec:
             extra = [k for k, v in asdict(self).items() if k != "method" and v is not None]
             if extra:
                 raise BadInputError(
-                    f"{', '.join(extra)} do(es) not apply to fp16; it has no int8 options"
+                    f"{they(extra, 'does', 'do')} not apply to fp16; it has no int8 options"
                 )
         if self.method == "dynamic":
             extra = [
@@ -135,7 +135,7 @@ class QuantSpec:
             ]
             if extra:
                 raise BadInputError(
-                    f"{', '.join(extra)} only appl(ies) to static quantization "
+                    f"{they(extra, 'only applies', 'only apply')} to static quantization "
                     "(dynamic quantization computes activation ranges at run time)"
                 )
         if self.activation_type == "qint8" and self.weight_type == "quint8":

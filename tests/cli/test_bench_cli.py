@@ -35,6 +35,13 @@ def parse(result) -> dict | list:
     return json.loads(result.stdout)
 
 
+def one(result) -> dict:
+    """The one configuration of a bench --json (always a list, docs/results.md)."""
+    data = json.loads(result.stdout)
+    assert isinstance(data, list) and len(data) == 1, data
+    return data[0]
+
+
 def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
@@ -55,7 +62,7 @@ def mm(tmp_path: Path) -> Path:
 def test_single_config_json_is_one_object_from_a_worker(mm):
     r = invoke("bench", mm, "--json", "-n", "12", "--warmup", "1")
     assert r.exit_code == 0, r.output
-    data = parse(r)
+    data = one(r)
     assert isinstance(data, dict) and data["status"] == "ok"
     assert data["metrics"]["iterations"] == 12
     assert data["settings"]["input_sets"] == 4  # rotation of distinct input sets by default
@@ -66,7 +73,7 @@ def test_single_config_json_is_one_object_from_a_worker(mm):
 def test_single_config_in_process_and_same_input(mm):
     r = invoke("bench", mm, "--json", "-n", "5", "--in-process", "--same-input")
     assert r.exit_code == 0, r.output
-    assert parse(r)["settings"]["input_sets"] == 1
+    assert one(r)["settings"]["input_sets"] == 1
 
 
 # ---------------------------------------------------------------- sweeps
@@ -154,7 +161,7 @@ def test_worker_timeout_is_a_failed_result(mm, tmp_path):
     out = tmp_path / "r.jsonl"
     r = invoke("bench", mm, "--json", "--duration", "60", "--timeout", "1.5", "--out", out)
     assert r.exit_code == 1, r.output
-    data = parse(r)
+    data = one(r)
     assert data["status"] == "failed" and data["failure"]["kind"] == "timeout"
     assert "--timeout 1.5" in data["error"]
     assert lines(out)[0]["status"] == "failed"
@@ -210,7 +217,7 @@ def test_loadgen_scenarios_via_the_cli(mm, tmp_path, scenario):
         out,
     )
     assert r.exit_code == 0, r.output
-    data = parse(r)
+    data = one(r)
     assert data["kind"] == "bench" and data["settings"]["scenario"] == scenario
     lg = data["metrics"]["loadgen"]
     assert isinstance(lg["valid"], bool) and isinstance(lg["invalid_reasons"], list)

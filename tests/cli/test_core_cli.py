@@ -28,6 +28,13 @@ def as_json(result) -> dict:
     return json.loads(result.stdout)
 
 
+def one(result) -> dict:
+    """The one configuration of a bench --json (always a list, docs/results.md)."""
+    data = as_json(result)
+    assert isinstance(data, list) and len(data) == 1, data
+    return data[0]
+
+
 # ---------------------------------------------------------------- detect
 
 
@@ -118,7 +125,7 @@ def test_bench_json_schema_and_out_appends(tmp_path):
     model = matmul_model(tmp_path / "mm.onnx")
     out = tmp_path / "r.jsonl"
     for _ in range(2):
-        data = as_json(
+        data = one(
             invoke(
                 "bench", model, "--json", "-n", "30", "--warmup", "2", "--out", out, "--batch", "4"
             )
@@ -140,7 +147,7 @@ def test_bench_json_schema_and_out_appends(tmp_path):
 
 def test_bench_duration(tmp_path):
     model = matmul_model(tmp_path / "mm.onnx")
-    data = as_json(invoke("bench", model, "--json", "--duration", "0.3", "--warmup", "0"))
+    data = one(invoke("bench", model, "--json", "--duration", "0.3", "--warmup", "0"))
     assert data["metrics"]["iterations"] > 1
     assert data["metrics"]["wall_s"] >= 0.3
 
@@ -154,7 +161,7 @@ def test_bench_human_table(tmp_path):
 
 def test_bench_ep_missing_from_build_falls_back_with_warning(tmp_path):
     model = matmul_model(tmp_path / "mm.onnx")
-    data = as_json(invoke("bench", model, "--json", "-n", "5", "--ep", "cuda"))
+    data = one(invoke("bench", model, "--json", "-n", "5", "--ep", "cuda"))
     assert data["ep"]["name"] == "CPUExecutionProvider"
     assert any("onnxruntime-gpu" in w for w in data["warnings"])
 
@@ -218,7 +225,7 @@ def test_profile_with_relative_model_file_runs(tmp_path):
         "name: p\nmodel: {file: m.onnx}\ninputs: {dims: {batch: 2}}\n"
         "bench: {warmup: 1, iterations: 7}\n"
     )
-    data = as_json(invoke("bench", p, "--json"))
+    data = one(invoke("bench", p, "--json"))
     assert data["metrics"]["iterations"] == 7 and data["settings"]["batch"] == 2
     assert len(data["profile"]["sha256"]) == 64
 

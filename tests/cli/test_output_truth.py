@@ -48,7 +48,7 @@ def test_oversubscribed_threads_warn_on_stderr_and_in_the_record(mm, mode):
     assert r.exit_code == 0, r.output
     assert f"{n} intra-op threads on" in flat(r.stderr) and "oversubscribe" in r.stderr
     if mode == "--json":
-        data = json.loads(r.stdout)
+        (data,) = json.loads(r.stdout)  # bench --json: always a list
         assert any("oversubscribe" in w for w in data["warnings"])
     else:
         rows = list(csv.DictReader(io.StringIO(r.stdout)))
@@ -72,7 +72,7 @@ def test_preferred_ep_unusable_here_is_said_and_recorded(mm, tmp_path):
     r = invoke("bench", profile, "--json", "-n", "3", "--warmup", "0", "--in-process")
     assert r.exit_code == 0, r.output
     assert "Preferred CUDAExecutionProvider is not usable here" in flat(r.stderr)
-    assert any("Preferred CUDAExecutionProvider" in w for w in json.loads(r.stdout)["warnings"])
+    assert any("Preferred CUDAExecutionProvider" in w for w in json.loads(r.stdout)[0]["warnings"])
 
 
 def test_failed_rows_carry_the_ep_device_and_dims_they_asked_for(tmp_path):

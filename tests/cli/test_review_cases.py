@@ -43,7 +43,7 @@ def test_input_file_sets_batch_and_conflict_is_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((3, 16), np.float32))
     r = invoke("bench", model, "--input", tmp_path / "x.npy", "-n", "3", "--json", "--in-process")
     assert r.exit_code == 0, r.output
-    data = json.loads(r.stdout)
+    (data,) = json.loads(r.stdout)  # bench --json: always a list
     assert data["settings"]["batch"] == 3 and data["settings"]["dims"]["batch"] == 3
     r = invoke("run", model, "--input", tmp_path / "x.npy", "--batch", "4")
     assert r.exit_code == 2 and "--batch=4 conflicts" in err(r)
@@ -133,13 +133,13 @@ def test_relative_profile_path_runs_in_a_worker(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = invoke("bench", "./rel.yaml", "-n", "3", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["model"]["path"] == str(tmp_path / "rel.onnx")
+    assert json.loads(r.stdout)[0]["model"]["path"] == str(tmp_path / "rel.onnx")
 
 
 def test_silero_batch_through_the_worker():
     r = invoke("bench", "silero-vad", "--batch", "4", "-n", "5", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["settings"]["batch"] == 4
+    assert json.loads(r.stdout)[0]["settings"]["batch"] == 4
 
 
 def test_bench_csv_and_until_stable(tmp_path):

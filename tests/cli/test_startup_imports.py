@@ -42,9 +42,7 @@ def test_bench_in_process_needs_onnx_only_for_the_first_flop_count(tmp_path: Pat
     second, heavy_second = _aia(*args)
     assert "onnx" in heavy_first  # counting FLOPs the first time needs onnx's shape inference
     assert heavy_second == []
-    a, b = json.loads(first), json.loads(second)
-    a = a[0] if isinstance(a, list) else a
-    b = b[0] if isinstance(b, list) else b
+    (a,), (b,) = json.loads(first), json.loads(second)  # bench --json: always a list
     # The cached count gives the same figures as the fresh one.
     eff_a, eff_b = a["metrics"]["efficiency"], b["metrics"]["efficiency"]
     assert eff_a["flops_per_inference"] == eff_b["flops_per_inference"] > 0
@@ -77,6 +75,5 @@ def test_bench_parent_leaves_onnxruntime_to_its_worker(tmp_path: Path) -> None:
         runs.append(out)
     line = next(x for x in runs[1].stderr.splitlines() if x.startswith("HEAVY="))
     assert line == "HEAVY="
-    result = json.loads(runs[1].stdout)
-    result = result[0] if isinstance(result, list) else result
+    (result,) = json.loads(runs[1].stdout)
     assert result["status"] == "ok" and result["metrics"]["latency_ms"]["p50"] > 0

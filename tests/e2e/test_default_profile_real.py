@@ -55,7 +55,7 @@ def test_default_profile_run_matches_sentence_transformers(shared_models):
 
 @pytest.mark.slow
 def test_default_profile_bench(shared_models):
-    data = _json(["bench", "--json", "-n", "15", "--warmup", "2"])
+    (data,) = _json(["bench", "--json", "-n", "15", "--warmup", "2"])
     assert data["profile"]["name"] == "all-minilm-l6-v2"
     assert data["settings"]["dims"] == {"batch_size": 1, "sequence_length": 128}
     assert data["metrics"]["iterations"] == 15
@@ -106,7 +106,7 @@ def test_ctrl_c_keeps_measured_iterations(tmp_path):
     rec = json.loads(out.read_text().splitlines()[0])
     assert rec["status"] == "interrupted"
     assert rec["metrics"]["iterations"] > 0
-    assert json.loads(stdout)["status"] == "interrupted"
+    assert json.loads(stdout)[0]["status"] == "interrupted"
 
 
 @pytest.mark.slow

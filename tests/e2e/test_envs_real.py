@@ -139,7 +139,7 @@ def test_loadgen_offline_in_the_other_env(registered, ov_env, tmp_path):
     if any("mlcommons-loadgen" in n for n in ov_env["notes"]):
         pytest.skip("mlcommons-loadgen could not be installed in the environment")
     model = matmul_model(tmp_path / "mm.onnx")
-    data = _json(
+    (data,) = _json(
         "bench",
         model,
         "--json",

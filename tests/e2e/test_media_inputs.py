@@ -100,7 +100,7 @@ def test_bench_rotates_through_an_input_dir(tmp_path):
     data = as_json(
         invoke("bench", "silero-vad", "--input-dir", folder, "-n", "3", "--warmup", "0", "--json")
     )
-    rec = data[0] if isinstance(data, list) else data
+    (rec,) = data
     assert rec["status"] == "ok", rec
     files = rec["settings"]["input_files"]
     assert [Path(f).name for f in files] == ["a.wav", "b.wav"]
@@ -144,7 +144,7 @@ def test_images_of_two_sizes_warn_that_bench_mixes_them(tmp_path):
     Image.new("RGB", (64, 48)).save(folder / "b.jpg")
     r = invoke("bench", model, "--input-dir", folder, "-n", "4", "--warmup", "0", "--json")
     data = as_json(r)
-    rec = data[0] if isinstance(data, list) else data
+    (rec,) = data
     assert rec["settings"]["input_sets"] == 2
     assert any("differ in size" in w for w in rec["warnings"])
 

@@ -69,7 +69,7 @@ def test_default_profile_text_input_in_a_worker(shared_models):
         "sequence=16",
     )
     assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)
+    (d,) = json.loads(r.stdout)  # bench --json: always a list
     assert d["settings"]["batch"] == 2 and d["settings"]["dims"]["sequence_length"] == 16
 
 
