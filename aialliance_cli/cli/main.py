@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
 from aialliance_cli import __version__
 
@@ -13,9 +15,10 @@ app = typer.Typer(
     name="aia",
     help="Hardware-aware runs, benchmarks and profiles of open models on ONNX Runtime.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # AIA_<COMMAND>_<OPTION> environment variables set options (docs/commands.md#defaults).
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "AIA"},
 )
 
 
@@ -27,11 +30,37 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="No progress or informational lines on stderr; data, warnings and errors stay.",
+    ),
 ) -> None:
     """Hardware-aware runs, benchmarks and profiles of open models on ONNX Runtime."""
+    from aialliance_cli.cli import output
+
+    output.set_quiet(quiet)
+    if ctx.resilient_parsing:  # shell completion: no config, no errors
+        return
+    try:
+        from aialliance_cli.cli.config import default_map
+        from aialliance_cli.config import load_config
+
+        path, data = load_config()
+        if data:
+            ctx.default_map = default_map(ctx.command, ctx, data, path)  # type: ignore[arg-type]
+    except Exception as exc:
+        from aialliance_cli.errors import BadInputError
+
+        if not isinstance(exc, BadInputError):
+            raise
+        output.error(str(exc))
+        raise typer.Exit(2) from None
 
 
 def _register() -> None:
@@ -57,13 +86,24 @@ def _register() -> None:
 _register()
 
 
+def _plain_help(command: Any) -> None:
+    """Keep the AIA_* variables out of every option's help line (docs/commands.md lists them)."""
+    for p in getattr(command, "params", ()):
+        if hasattr(p, "show_envvar"):
+            p.show_envvar = False
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (commands map their own errors; see output.handles_errors)."""
     from aialliance_cli import interrupts
 
     interrupts.install()  # SIGTERM and SIGHUP stop aia like Ctrl-C: results kept, 143 / 129
     try:
-        app(args=argv, prog_name="aia")
+        command = typer.main.get_command(app)
+        _plain_help(command)
+        command(args=argv, prog_name="aia")
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
         sys.exit(interrupts.exit_code())

@@ -9,12 +9,25 @@ import typer
 
 from aialliance_cli.errors import BadInputError
 
+
+def complete_target(incomplete: str) -> list[str]:
+    """Shell completion of TARGET: profile names on the search path (files: the shell's own)."""
+    try:
+        from aialliance_cli.profiles.search import _scan
+
+        names = sorted({e.name for e in _scan()})
+    except Exception:  # completion never fails loudly
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 Target = Annotated[
     str | None,
     typer.Argument(
         help="A profile name or YAML file, or an ONNX model file. Default: the bundled "
         "default profile.",
         show_default=False,
+        autocompletion=complete_target,
     ),
 ]
 Ep = Annotated[

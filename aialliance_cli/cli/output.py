@@ -120,7 +120,22 @@ def warn_all(warnings: Any, prefix: str = "") -> None:
         warn(prefix + shorten(w))
 
 
+_QUIET = False
+
+
+def set_quiet(value: bool = True) -> None:
+    """-q/--quiet: no progress and no informational lines (warnings and errors stay)."""
+    global _QUIET
+    _QUIET = value
+
+
+def quiet() -> bool:
+    return _QUIET
+
+
 def info(message: str) -> None:
+    if _QUIET:
+        return
     stderr_console().print(f"[dim]{markup_safe(message)}[/]", highlight=False)
 
 
@@ -266,7 +281,8 @@ def show(renderable: Any) -> None:
 
 
 def is_tty() -> bool:
-    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    """True when progress may be drawn on stderr (a terminal, and not --quiet)."""
+    return not _QUIET and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
 @contextmanager

@@ -54,8 +54,112 @@ def test_flop_counts_have_a_space_before_the_unit():
 
 
 def test_cpu_na_says_why():
-    from aialliance_cli.cli.bench import _cpu
+    from aialliance_cli.cli.benchtable import _cpu_note
 
     short = {"status": "ok", "metrics": {"cpu_percent": None, "wall_s": 0.08}}
-    assert _cpu(short) == "n/a (measured 0.08 s; needs 1 s)"
-    assert _cpu({"status": "ok", "metrics": {}}) == "n/a (not measured)"
+    assert "measured 0.08 s, under the 1 s" in _cpu_note([short], None)
+    assert _cpu_note([{"status": "ok", "metrics": {}}], ["a"]) == "CPU n/a for a: not measured"
+    assert _cpu_note([{"status": "ok", "metrics": {"cpu_percent": 50.0}}], None) is None
+
+
+# ---------------------------------------------------------------- completion, quiet
+
+
+def test_shell_completion_installs_and_shows(tmp_path):
+    r = invoke("--show-completion", "bash")
+    assert r.exit_code == 0 and "_aia_completion" in r.stdout
+    r = invoke("--install-completion", "bash", env={"HOME": str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    assert "aia" in (tmp_path / ".bashrc").read_text()
+
+
+def test_help_stays_plain():
+    r = invoke("--help")
+    assert r.exit_code == 0 and "--quiet" in r.stdout and "--install-completion" in r.stdout
+    import typer.main
+
+    from aialliance_cli.cli.main import _plain_help, app
+
+    command = typer.main.get_command(app)
+    _plain_help(command)
+    bench = command.commands["bench"]
+    assert all(not getattr(p, "show_envvar", False) for p in bench.params)
+
+
+def test_quiet_drops_info_lines_but_keeps_warnings(tmp_path):
+    mm = matmul_model(tmp_path / "mm.onnx")
+    loud = invoke("cache", "clear", "--yes")
+    assert "freed" in loud.stderr
+    assert invoke("-q", "cache", "clear", "--yes").stderr == ""
+    r = invoke("-q", "run", mm, "--ep", "cuda")  # falls back to the CPU EP with a warning
+    assert r.exit_code == 0 and "Warning:" in r.stderr
+    assert invoke("cache", "clear", "--yes", env={"AIA_QUIET": "1"}).stderr == ""
+    assert "freed" in invoke("cache", "clear", "--yes").stderr  # not sticky
+
+
+# ---------------------------------------------------------------- config and env
+
+
+def _config(text: str) -> Path:
+    from aialliance_cli.config import config_file
+
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _bench(*args: str, env: dict | None = None) -> dict:
+    r = invoke("bench", "silero-vad", "--json", "--in-process", *args, env=env)
+    assert r.exit_code == 0, r.output
+    (data,) = json.loads(r.stdout)
+    return data
+
+
+def test_precedence_flag_env_config_profile():
+    # silero-vad's profile says warmup 10, iterations 500: the built-in default is not used.
+    _config("[bench]\nwarmup = 0\niterations = 3\n")
+    data = _bench()
+    assert (data["settings"]["warmup"], data["metrics"]["iterations"]) == (0, 3)  # config
+    data = _bench(env={"AIA_BENCH_ITERATIONS": "4"})
+    assert data["metrics"]["iterations"] == 4  # env over config
+    data = _bench("-n", "2", env={"AIA_BENCH_ITERATIONS": "4"})
+    assert data["metrics"]["iterations"] == 2  # flag over env
+
+
+def test_config_tables_nest_for_groups_and_lists_take_one_value(tmp_path):
+    from aialliance_cli.models.cache import cache_root, list_cache
+
+    _config('[cache.clear]\nyes = true\n[bench]\nep = "cpu"\n')
+    entry = cache_root() / "url-x-0123"
+    entry.mkdir(parents=True)
+    (entry / "aia-cache.json").write_text('{"key": "url-x-0123", "source": {}}')
+    (entry / "model.onnx").write_bytes(b"0")
+    assert invoke("cache", "clear").exit_code == 0  # yes = true from the config
+    assert list_cache() == []
+    assert _bench("-n", "2", "--warmup", "0")["ep"]["name"] == "CPUExecutionProvider"
+
+
+def test_bad_config_is_bad_input_naming_file_and_key():
+    path = _config("[bench]\nwarmpu = 1\n")
+    r = invoke("bench", "silero-vad")
+    assert r.exit_code == 2 and str(path) in r.stderr and "did you mean 'warmup'" in r.stderr
+    _config("[benhc]\nwarmup = 1\n")
+    r = invoke("detect")
+    assert r.exit_code == 2 and "[benhc]" in r.stderr and "'bench'" in r.stderr
+    _config("[bench\n")
+    r = invoke("detect")
+    assert r.exit_code == 2 and "not valid TOML" in r.stderr and "Traceback" not in r.output
+    _config("bench = 3\n")
+    assert "must be a table" in invoke("detect").stderr
+
+
+def test_config_file_named_by_env_must_exist(tmp_path):
+    r = invoke("detect", env={"AIA_CONFIG_FILE": str(tmp_path / "none.toml")})
+    assert r.exit_code == 2 and "none.toml" in r.stderr
+
+
+def test_completion_offers_profile_names():
+    env = {"_AIA_COMPLETE": "complete_bash", "COMP_WORDS": "aia bench sil", "COMP_CWORD": "2"}
+    r = invoke(env=env)
+    assert "silero-vad" in r.stdout

@@ -142,7 +142,7 @@ def test_openvino_fallback_in_a_registered_env_warns_with_json(mm, tmp_path):
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    (data,) = json.loads(proc.stdout)  # bench --json: always a list
     assert data["ep"]["name"] == "CPUExecutionProvider"
     assert "OpenVINOExecutionProvider could not be used; ran on CPUExecutionProvider" in flat(
         proc.stderr
