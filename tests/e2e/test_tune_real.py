@@ -130,7 +130,7 @@ def test_run_and_bench_apply_a_matching_record_and_no_tuned_does_not(tmp_path: P
 
     res = runner.invoke(app, ["bench", str(model), "-n", "5", "--warmup", "1", "--json"])
     assert res.exit_code == 0, res.output
-    r = json.loads(res.stdout)
+    (r,) = json.loads(res.stdout)  # bench --json: always a list
     assert r["tuned"]["applied"] is True and r["tuned"]["config"]["threads"] == 1
     assert r["settings"]["intra_op_threads"] == 1
     assert r["model"]["variant"] == "int8-dynamic" and r["model"]["path"] != str(model)
@@ -142,7 +142,7 @@ def test_run_and_bench_apply_a_matching_record_and_no_tuned_does_not(tmp_path: P
         app, ["bench", str(model), "-n", "5", "--warmup", "1", "--json", "--no-tuned"]
     )
     assert res.exit_code == 0, res.output
-    r = json.loads(res.stdout)
+    (r,) = json.loads(res.stdout)  # bench --json: always a list
     assert "tuned" not in r and r["settings"]["intra_op_threads"] == 0
     assert "variant" not in r["model"]
 
@@ -160,7 +160,7 @@ def test_run_and_bench_apply_a_matching_record_and_no_tuned_does_not(tmp_path: P
 
     # What the user names wins, with a note.
     res = runner.invoke(app, ["bench", str(model), "-n", "3", "--threads", "2", "--json"])
-    r = json.loads(res.stdout)
+    (r,) = json.loads(res.stdout)  # bench --json: always a list
     assert r["tuned"]["applied"] is False and r["settings"]["intra_op_threads"] == 2
     assert "--threads given" in r["tuned"]["notes"][0]
 
@@ -171,7 +171,7 @@ def test_a_record_that_no_longer_matches_is_ignored_with_a_note(tmp_path: Path) 
     mlp(model, seed=1)  # the model changed since it was tuned
     res = runner.invoke(app, ["bench", str(model), "-n", "3", "--warmup", "0", "--json"])
     assert res.exit_code == 0, res.output
-    r = json.loads(res.stdout)
+    (r,) = json.loads(res.stdout)  # bench --json: always a list
     assert r["tuned"]["applied"] is False and "model changed" in r["tuned"]["notes"][0]
     assert r["settings"]["intra_op_threads"] == 0
     assert "model changed" in res.stderr
