@@ -249,7 +249,7 @@ def fitted_table(
     for i in kept:
         col = columns[i]
         t.add_column(
-            col.header,
+            markup_safe(col.header),
             justify="right" if col.numeric else "left",
             no_wrap=True,
             overflow="ellipsis",

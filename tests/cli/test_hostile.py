@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -314,3 +315,75 @@ def test_url_model_must_be_a_single_file(tmp_path: Path, location: str) -> None:
         resolve_model(spec, tmp_path / "cache", allow_network=True)
     assert err.value.exit_code == 2
     assert list_cache() == []
+
+
+def test_bare_bench_with_a_laughs_profile_shadowing_the_default(hostile_dir: Path) -> None:
+    """A bare `aia bench` loads the default profile; a hostile file in its place is refused."""
+    from aialliance_cli.profiles import DEFAULT_PROFILE
+
+    (hostile_dir / "profiles").mkdir()
+    shutil.copy(
+        HOSTILE / "billion-laughs.yaml", hostile_dir / "profiles" / f"{DEFAULT_PROFILE}.yaml"
+    )
+    start = time.monotonic()
+    assert_refused(invoke("bench"), "aliases expand")
+    assert time.monotonic() - start < 30
+
+
+# --- generated result lines ------------------------------------------------------------------
+
+_REAL_LINE = Path(__file__).resolve().parent.parent / "fixtures" / "results" / "silero-vad.jsonl"
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:3]):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["\x1b]0;x\x07", "[link=http://x]y", "", "NaN"]),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.integers(0, 80).map(lambda d: json.loads("[" * d + "]" * d) if d else []),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_result_line_is_compared_or_refused(hostile_dir: Path, data: st.DataObject) -> None:
+    """Real result lines with fields replaced by odd values, cut short or nested deep:
+    `aia compare` shows them or exits 2 with a message, never a traceback or 'unexpected'."""
+    lines = _REAL_LINE.read_text().splitlines()[:2]
+    out = []
+    for line in lines:
+        rec = json.loads(line)
+        for _ in range(data.draw(st.integers(0, 4))):
+            path = data.draw(st.sampled_from(_paths(rec)[1:]))
+            node = rec
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = data.draw(_odd_values)
+        text = json.dumps(rec)
+        if data.draw(st.booleans()) and data.draw(st.booleans()):
+            text = text[: data.draw(st.integers(0, len(text)))]
+        out.append(text)
+    (hostile_dir / "gen.jsonl").write_text("\n".join(out) + "\n")
+    args = data.draw(st.sampled_from([[], ["--json"], ["--csv"], ["--plot"]]))
+    result = invoke("compare", "gen.jsonl", *args)
+    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        assert "Error:" in result.output
