@@ -103,6 +103,19 @@ class FlopReport:
         }
 
 
+CONTROL_FLOW_NOTE = (
+    "the graph's work is inside If/Loop/Scan subgraphs, which aia does not count; "
+    "no FLOP rate is given"
+)
+
+
+def work_in_subgraphs(report: FlopReport | None) -> bool:
+    """True when uncounted control-flow subgraphs hold the work: no honest FLOP figure."""
+    return report is not None and any(
+        ("If" in u or "Loop" in u or "Scan" in u) for u in report.unresolved
+    )
+
+
 class _Unknown(Exception):
     """A shape needed for counting is not known; ``dims`` names what is missing."""
 

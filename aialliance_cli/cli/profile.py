@@ -164,6 +164,11 @@ def render_profile(p: Any, top: int) -> None:
             )
         )
     caption = "share: of the kernel time; calls and times per run"
+    if any(s.op_type in ("If", "Loop", "Scan") for s in prof.by_op_type):
+        caption += (
+            "; If/Loop/Scan: their own time only (their subgraphs' nodes are listed as "
+            "themselves, so nothing counts twice)"
+        )
     compiled = sorted({_short(n.ep) for n in prof.by_node if n.name.startswith(f"{n.ep}_")})
     if compiled:
         caption += (
@@ -207,7 +212,11 @@ def render_profile(p: Any, top: int) -> None:
             for e, us in prof.us_by_ep.items()
         ),
     ]
-    if p.flops is not None and p.flops.total:
+    from aialliance_cli.analysis.flops import CONTROL_FLOW_NOTE, work_in_subgraphs
+
+    if work_in_subgraphs(p.flops):
+        lines.append(("work", CONTROL_FLOW_NOTE))
+    elif p.flops is not None and p.flops.total:
         rate = p.model_gflops_per_s
         lines.append(
             (

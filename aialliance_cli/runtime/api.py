@@ -1056,14 +1056,11 @@ def _efficiency(p: Prepared, p50_ms: float, energy: Any) -> dict[str, Any] | Non
     flops = _flop_report(p.target.model_path, p.dims)
     if flops is None or not flops.total or p50_ms <= 0:
         return None
-    if any(("If" in u or "Loop" in u or "Scan" in u) for u in flops.unresolved):
+    from aialliance_cli.analysis.flops import CONTROL_FLOW_NOTE, work_in_subgraphs
+
+    if work_in_subgraphs(flops):
         # The work sits in control-flow subgraphs that aia does not count: no honest figure.
-        return {
-            "flops_per_inference": None,
-            "gflops_per_s": None,
-            "note": "the graph's work is inside If/Loop/Scan subgraphs, which aia does not "
-            "count; no FLOP rate is given",
-        }
+        return {"flops_per_inference": None, "gflops_per_s": None, "note": CONTROL_FLOW_NOTE}
     achieved = flops.total / (p50_ms / 1e3) / 1e9
     out: dict[str, Any] = {
         "flops_per_inference": int(flops.total),

@@ -72,7 +72,11 @@ class EpProfile:
     @property
     def model_gflops_per_s(self) -> float | None:
         """All the graph's FLOPs over the mean kernel time per run."""
+        from aialliance_cli.analysis.flops import work_in_subgraphs
+
         if self.flops is None or not self.flops.total or not self.profile.runs:
+            return None
+        if work_in_subgraphs(self.flops):
             return None
         us = self.profile.kernel_us_total / self.profile.runs
         return self.flops.total / us / 1e3 if us else None
@@ -285,7 +289,11 @@ def profile_one(
         if dest is not None:
             shutil.copyfile(trace_file, dest)
         _, flops = _flops(tgt.model_path, p.dims)
-        achieved, matched = achieved_rates(prof, flops, placement)
+        from aialliance_cli.analysis.flops import work_in_subgraphs
+
+        achieved, matched = (
+            ([], None) if work_in_subgraphs(flops) else achieved_rates(prof, flops, placement)
+        )
         warnings = list(p.warnings)
         if interrupted:
             warnings.append(
