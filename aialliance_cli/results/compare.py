@@ -392,6 +392,20 @@ def resolve_baseline(records: Sequence[Mapping[str, Any]], baseline: str) -> tup
     flags = [c.environment is not None and c.environment.lower() == low for c in cfgs]
     if any(flags):
         return "environment", flags
+    if "@" in text:  # the tables' short label: EP@ENVIRONMENT (openvino@ov)
+        ep_part, _, env_part = text.partition("@")
+        try:
+            ep_name = resolve_ep_name(ep_part)
+        except UnknownProviderError:
+            ep_name = ep_part
+        flags = [
+            c.ep is not None
+            and c.ep.lower() == ep_name.lower()
+            and (c.environment or "").lower() == env_part.lower()
+            for c in cfgs
+        ]
+        if any(flags):
+            return "environment", flags
     why = "is not a file" if not Path(text).exists() else "is a file holding none of the results"
     many = f" (it names {len(labels)} machines: {', '.join(sorted(labels))})" if labels else ""
     raise BadInputError(

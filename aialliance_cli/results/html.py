@@ -341,6 +341,12 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_html(path: str | Path, html_text: str) -> Path:
     """Write the report atomically (a reader never sees half a page)."""
     from aialliance_cli.errors import BadInputError
@@ -352,6 +358,7 @@ def write_html(path: str | Path, html_text: str) -> Path:
     except OSError as exc:
         raise BadInputError(f"cannot write the HTML report {path}: {exc.strerror}") from exc
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is shared like any file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(html_text)
         os.replace(tmp, path)

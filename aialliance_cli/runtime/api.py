@@ -89,6 +89,8 @@ def prepare_target(
 
     loaded = load_profile(target)
     prof = loaded.profile
+    for name, opts in (prof.providers.options or {}).items():
+        ep_options(name, opts, loaded.directory, str(loaded.path))  # bad ones: exit 2 now
     spec = ModelSpec.from_mapping(prof.model.model_dump(exclude_none=True))
     resolved = resolve_model(spec, loaded.directory, allow_network=allow_network, progress=status)
     check_onnx_file(resolved.path)
@@ -103,6 +105,54 @@ def prepare_target(
             "cache_key": resolved.cache_key,
         },
     )
+
+
+def ep_options(ep: str, options: Mapping[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """A profile's provider options, checked before any session is built.
+
+    OpenVINO's ``load_config`` is JSON of device properties (``{"CPU": {...}}``). The
+    OpenVINO EP documents it as a file path too, but the builds here take only the
+    JSON text and answer a path with "JSON parsing error" (and ORT then retries on the
+    CPU EP): a path, relative to the profile, is read here and passed as its text.
+    """
+    import json
+
+    from aialliance_cli.providers.catalogue import resolve_ep_name
+
+    out = dict(options)
+    value = out.get("load_config")
+    if value is None or resolve_ep_name(ep) != "OpenVINOExecutionProvider":
+        return out
+    text = str(value).strip()
+    source = "inline JSON"
+    if not text.startswith("{"):
+        path = (base / Path(text).expanduser()).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInputError(
+                f"profile {where}: providers.options.{ep}.load_config '{value}' is neither "
+                f"JSON nor an existing file (looked for {path})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInputError(
+                f"profile {where}: cannot read providers.options.{ep}.load_config {path}: {exc}"
+            ) from None
+        source = str(path)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(
+            f"profile {where}: providers.options.{ep}.load_config ({source}) is not valid "
+            f"JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+        raise BadInputError(
+            f"profile {where}: providers.options.{ep}.load_config ({source}) must map device "
+            'names to their properties, e.g. {"CPU": {"INFERENCE_NUM_THREADS": "4"}}'
+        )
+    out["load_config"] = json.dumps(parsed)
+    return out
 
 
 @dataclass(frozen=True)
@@ -151,7 +201,12 @@ def choose_session(target: Target, ov: Overrides, inventory: Any = None) -> tupl
         p = prof.providers
         prefs = Preferences(
             prefer=tuple(resolve_ep_name(n) for n in (p.prefer or ())),
-            options={resolve_ep_name(k): dict(v) for k, v in (p.options or {}).items()},
+            options={
+                resolve_ep_name(k): ep_options(
+                    k, v, target.loaded.directory, str(target.loaded.path)
+                )
+                for k, v in (p.options or {}).items()
+            },
             exclude=tuple(resolve_ep_name(n) for n in (p.exclude or ())),
             devices={k: resolve_ep_name(v) for k, v in (p.devices or {}).items()},
         )

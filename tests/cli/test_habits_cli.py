@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from aialliance_cli.cli.main import app
@@ -163,3 +164,75 @@ def test_completion_offers_profile_names():
     env = {"_AIA_COMPLETE": "complete_bash", "COMP_WORDS": "aia bench sil", "COMP_CWORD": "2"}
     r = invoke(env=env)
     assert "silero-vad" in r.stdout
+
+
+def test_html_report_follows_the_umask(tmp_path):
+    import os
+    import stat
+
+    from aialliance_cli.results.html import write_html
+
+    old = os.umask(0o027)
+    try:
+        path = write_html(tmp_path / "r.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    old = os.umask(0o022)
+    try:
+        path = write_html(tmp_path / "s.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------- OpenVINO load_config
+
+
+def test_openvino_load_config_from_a_file_or_inline(tmp_path):
+    from aialliance_cli.runtime.api import ep_options
+
+    (tmp_path / "ov.json").write_text('{"CPU": {"INFERENCE_NUM_THREADS": "2"}}')
+    got = ep_options("openvino", {"load_config": "ov.json"}, tmp_path, "p.yaml")
+    assert json.loads(got["load_config"]) == {"CPU": {"INFERENCE_NUM_THREADS": "2"}}
+    inline = ep_options("openvino", {"load_config": '{"GPU": {}}'}, tmp_path, "p.yaml")
+    assert json.loads(inline["load_config"]) == {"GPU": {}}
+    assert ep_options("cuda", {"load_config": "x"}, tmp_path, "p.yaml") == {"load_config": "x"}
+
+
+def _ov_profile(tmp_path: Path, value: str) -> Path:
+    mm = matmul_model(tmp_path / "mm.onnx")
+    p = tmp_path / "p.yaml"
+    p.write_text(
+        f"schema: aia.profile/1\nname: p\nmodel: {{file: {mm.name}}}\n"
+        f"providers: {{options: {{openvino: {{load_config: '{value}'}}}}}}\n"
+    )
+    return p
+
+
+def test_bad_openvino_load_config_is_refused_before_any_session(tmp_path):
+    r = invoke("run", _ov_profile(tmp_path, "missing.json"))
+    assert r.exit_code == 2 and "neither JSON nor an existing file" in r.stderr
+    (tmp_path / "bad.json").write_text("{CPU: 1}")
+    r = invoke("bench", _ov_profile(tmp_path, "bad.json"), "-n", "2")
+    assert r.exit_code == 2 and "is not valid JSON" in r.stderr and "bad.json" in r.stderr
+    r = invoke("run", _ov_profile(tmp_path, '{"CPU": 4}'))
+    assert r.exit_code == 2 and "must map device names" in r.stderr
+    (tmp_path / "ok.json").write_text('{"CPU": {"INFERENCE_NUM_THREADS": "2"}}')
+    assert invoke("run", _ov_profile(tmp_path, "ok.json")).exit_code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.openvino
+def test_openvino_load_config_file_runs_on_the_openvino_ep(tmp_path):
+    """A path gave ORT's "JSON parsing error" and a silent CPU fallback (issue 11)."""
+    from ovenv import openvino_python
+
+    assert invoke("env", "add", "ov", "--python", openvino_python()).exit_code == 0
+    (tmp_path / "ov.json").write_text('{"CPU": {"INFERENCE_NUM_THREADS": "1"}}')
+    profile = _ov_profile(tmp_path, "ov.json")
+    r = invoke("bench", profile, "--ep", "openvino", "--json", "-n", "3", "--warmup", "0")
+    assert r.exit_code == 0, r.output
+    (data,) = json.loads(r.stdout)
+    assert data["ep"]["name"] == "OpenVINOExecutionProvider", data.get("warnings")
+    assert not data["ep"].get("fallbacks")

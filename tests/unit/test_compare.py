@@ -349,6 +349,18 @@ def test_baseline_by_ep_short_or_canonical_name() -> None:
     assert row_of(table, 0).ep_short == "cpu" and row_of(table, 1).ep_short == "openvino"
 
 
+def test_baseline_by_environment_name_or_ep_at_environment() -> None:
+    base = record(VAD)
+    ov = variant(base, 0.5, tight=True, ep="OpenVINOExecutionProvider")
+    ov["environment"] = {"name": "ov", "python": "/envs/ov/bin/python"}
+    for name in ("ov", "openvino@ov", "OpenVINOExecutionProvider@ov"):
+        table = compare([base, ov], name)
+        assert row_of(table, 1).verdict == "baseline", name
+        assert row_of(table, 0).verdict == "slower", name
+    with pytest.raises(BadInputError, match="matches no result"):
+        compare([base, ov], "cuda@ov")
+
+
 def test_baseline_by_file_in_the_inputs_or_not() -> None:
     records, _ = load_many([VAD, VAD_RERUN])
     table = compare(records, str(VAD_RERUN))
