@@ -77,6 +77,18 @@ def describe_source(source: dict) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in (source.get("options") or {}).items())
         how = f"{source.get('method')} quantization" + (f" ({opts})" if opts else "")
         return f"variant {source.get('name')}: {how} of {source.get('base')}"
+    if kind == "prepared":  # aialliance_cli/tune/quantize.py
+        from aialliance_cli.tune.quantize import QuantSpec
+
+        try:
+            how = QuantSpec(**(source.get("spec") or {})).describe()
+        except TypeError:
+            how = str(source.get("spec"))
+        sha = str(source.get("source_sha256") or "")[:12]
+        return (
+            f"{how} of {source.get('source_path')} (sha256 {sha}...), ONNX Runtime "
+            f"{source.get('onnxruntime')}, ISA preset {source.get('isa')}"
+        )
     if kind == "text-generation export":
         return f"text-generation export of {source.get('source')} (task {source.get('task')})"
     return ", ".join(f"{k}={v}" for k, v in source.items() if v not in (None, "", {}))

@@ -25,6 +25,7 @@ VERDICT_COLOURS = {
     "no baseline": "#9a6700",
     "no data": "#9a6700",
     "failed": "#cf222e",
+    "outputs differ": "#cf222e",
 }
 BASELINE_BAR = "#0969da"
 OTHER_BAR = "#2da44e"

@@ -48,6 +48,8 @@ def test_quantize_writes_the_model_and_its_variant_entry_reuses_it(tmp_path: Pat
     table = runner.invoke(app, ["quantize", str(profile), "--min-accuracy", "0.9"])
     assert table.exit_code == 0, table.output
     assert out["path"] in table.stdout and "--variant base,int8" in table.stdout
+    listed = runner.invoke(app, ["cache", "list"], env={"COLUMNS": "250"})
+    assert f"int8 dynamic, {out['spec']['weight_type']} weights, per channel of" in listed.stdout
 
 
 def test_static_and_per_tensor_options(tmp_path: Path) -> None:
