@@ -97,7 +97,7 @@ def test_a_bare_model_file(tmp_path: Path) -> None:
         (["--method", "int4"], "unknown quantization method 'int4'"),
         (["--method", "static", "--calibration", "0"], "calibration samples"),
         (["--method", "static", "--calibration", "-5"], "calibration samples"),
-        (["--calibration", "8"], "only appl(ies) to static"),
+        (["--calibration", "8"], "to static quantization"),
         (["--weight-type", "int8"], "unknown weight type"),
         (["--method", "fp16", "--per-tensor"], "not apply to fp16"),
         (["--min-accuracy", "0"], "--min-accuracy"),
