@@ -525,7 +525,8 @@ class Tuner:
         if self.interrupted:
             return
         plan = plan_candidate(self.target, self.inventory)
-        if plan != default and self.left() > self.trial_cost():
+        narrowed = self.settings.eps and plan.ep not in self.settings.eps
+        if plan != default and not narrowed and self.left() > self.trial_cost():
             self.run_trial(plan, "plan", self.measure_s)
         dims = self._dimensions()
         planned_trials = sum(len(values) for _, values in dims)

@@ -92,6 +92,18 @@ def test_tune_rejects_a_broken_variant_and_shows_its_speed(profile: Path) -> Non
     assert json.loads(shown.stdout)[0]["applies_here"] is True
 
 
+@pytest.mark.slow
+def test_tune_for_throughput_searches_batch_sizes(profile: Path) -> None:
+    out = _tune(
+        [str(profile), "--objective", "throughput", "--budget", "20", "--precision", "fp32"]
+    )
+    assert out["objective"] == "throughput" and out["cost"] == "ms per sample"
+    assert out["space"]["batches"][1:] == [4, 8, 16, 32]
+    batches = {r["config"]["batch"] for r in out["ranked"] if r["status"] == "ok"}
+    assert batches <= {None, 4, 8, 16, 32}
+    assert out["winner"]["verdict_vs_default"] in ("faster", "within noise")
+
+
 def _write_record(model: Path, winner: dict, **extra) -> None:
     from aialliance_cli.hardware import detect
     from aialliance_cli.tune import records
