@@ -14,7 +14,8 @@ On the default profile (all-MiniLM-L6-v2, batch 1, sequence 128):
             the tuned winner
 
 Run:  python benchmarks/tune.py [--budget 120] [--rounds 5] [--grid-seconds 2]
-                                [--openvino-python .venv-x/bin/python]
+                                [--openvino-python .venv-x/bin/python] [--out FILE]
+                                [--grid-from FILE]  (reuse the grid of an earlier --out)
 Prints a JSON summary at the end (and --out FILE writes it).
 """
 
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--final-seconds", type=float, default=3.0)
     ap.add_argument("--openvino-python", default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--grid-from", type=Path, default=None, help="reuse the grid of an --out file")
     args = ap.parse_args()
 
     target = prepare_target(args.target)
@@ -153,17 +155,25 @@ def main() -> None:
         t0 = time.monotonic()
         ref = tuner.run_trial(default_candidate(), "reference", args.grid_seconds)
         assert ref.status == "ok", ref.error
-        rows = grid(tuner, backends, threads, args.grid_seconds)
-        result["grid"] = rows
-        result["grid_wall_s"] = time.monotonic() - t0
-        result["grid_trials"] = len(rows)
+        if args.grid_from:  # the grid of an earlier run of this script (it takes minutes)
+            old = json.loads(args.grid_from.read_text(encoding="utf-8"))
+            for key in ("grid", "grid_wall_s", "grid_trials", "accuracy_random"):
+                result[key] = old[key]
+            result["grid_from"] = str(args.grid_from)
+            rows = old["grid"]
+        else:
+            rows = grid(tuner, backends, threads, args.grid_seconds)
+            result["grid"] = rows
+            result["grid_wall_s"] = time.monotonic() - t0
+            result["grid_trials"] = len(rows)
         ok = [r for r in rows if r["status"] == "ok" and (r["accuracy"] or {}).get("passed", True)]
         fastest = min(ok, key=lambda r: r["p50_ms"])
         result["grid_fastest"] = fastest["label"]
         result["accuracy_sentences"] = {
             r["label"]: r["accuracy"] for r in rows if r["accuracy"] and r["config"]["threads"] == 0
         }
-        result["accuracy_random"] = random_accuracy(tuner, target, backends)
+        if not args.grid_from:
+            result["accuracy_random"] = random_accuracy(tuner, target, backends)
 
         wall, tuned = run_tune(args.target, args.budget)
         result["tune"] = {
@@ -173,6 +183,16 @@ def main() -> None:
             "trials": tuned["trials"],
             "winner": tuned["winner"]["label"],
             "within_budget_plus_10pct": wall <= args.budget * 1.1,
+            "ranked": [
+                {
+                    "label": r["label"],
+                    "status": r["status"],
+                    "p50_ms": (r["latency_ms"] or {}).get("p50"),
+                    "measured": r["measured"],
+                }
+                for r in tuned["ranked"]
+            ],
+            "notes": tuned["notes"],
         }
         winner = Candidate.from_dict(tuned["winner"]["config"])
         grid_best = Candidate.from_dict(fastest["config"])
