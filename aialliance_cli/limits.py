@@ -66,10 +66,12 @@ def _bounds(name: str) -> Bound | None:
         "--batch": Bound(0, MAX_DIM, integer=True),
         "--dim": Bound(0, MAX_DIM, integer=True),
         "--repeat": Bound(0, MAX_COUNT, integer=True),
+        "--budget": Bound(0, WEEK_S, unit=" seconds"),
+        "--node-timeout": Bound(0, WEEK_S, unit=" seconds"),
     }
     if head in fixed:
         return fixed[head]
-    if head in ("--threads", "--inter-op-threads"):
+    if head in ("--threads", "--inter-op-threads", "--local"):
         cores = logical_cores()
         return Bound(
             0,

@@ -76,7 +76,9 @@ def _cluster(address: str | None, local: int | None) -> Iterator[Any]:
                 f"--local {local}: a local cluster needs at least 1 node (--local 3 starts three)"
             )
         from aialliance_cli.cli.output import info
+        from aialliance_cli.limits import check
 
+        check("--local", local)  # nodes on this one machine: at most 4 x its cores
         info(f"starting a local Ray cluster of {local} node(s) on this machine")
         with C.local_cluster(local) as conn:
             info(f"local Ray cluster up in {conn.startup_s:.1f} s")

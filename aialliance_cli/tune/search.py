@@ -65,6 +65,9 @@ def check_settings(s: TuneSettings) -> None:
         raise BadInputError(f"--budget must be a finite number of seconds, got {s.budget_s}")
     if s.budget_s <= 0:
         raise BadInputError(f"--budget must be more than 0 seconds, got {s.budget_s:g}")
+    from aialliance_cli.limits import check
+
+    check("--budget", s.budget_s)  # at most a week (aialliance_cli/limits.py)
     if s.objective not in OBJECTIVES:
         raise BadInputError(
             f"--objective must be one of {', '.join(OBJECTIVES)}, got '{s.objective}'"

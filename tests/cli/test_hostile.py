@@ -387,3 +387,20 @@ def test_any_result_line_is_compared_or_refused(hostile_dir: Path, data: st.Data
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         assert "Error:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["tune", "model.onnx", "--budget", "1e300"], "--budget"),
+        (["tune", "model.onnx", "--budget", "nan"], "--budget"),
+        (["fleet", "bench", "model.onnx", "--local", "100000"], "--local"),
+        (["fleet", "bench", "model.onnx", "--local", "2", "--timeout", "inf"], "--timeout"),
+        (["profile", "model.onnx", "--warmup", "99999999999"], "--warmup"),
+        (["compare", "truncated.jsonl", "--fail-if-slower", "nan"], "--fail-if-slower"),
+    ],
+)
+def test_absurd_numbers_of_other_commands_are_refused(
+    hostile_dir: Path, args: list[str], option: str
+) -> None:
+    assert_refused(invoke(*args), option)
