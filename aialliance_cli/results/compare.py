@@ -21,8 +21,8 @@ name. Without one: when a group's records come from several files, those of the
 first file given; when they all come from one file, the group's first record.
 When several baseline records could serve a configuration, the one that
 matches it best is used, in this order of importance: the same batch and dims,
-the same scenario, the same threads, the same EP, the same environment, the
-same machine; a tie goes to the record read first (files in the order given,
+the same variant, the same scenario, the same threads, the same EP, the same
+environment, the same machine; a tie goes to the record read first (files in the order given,
 records in file order). So ``--baseline old.jsonl`` compares like with like.
 """
 
@@ -110,6 +110,7 @@ class Config:
     batch: int | None
     dims: tuple[tuple[str, Any], ...]
     scenario: str | None
+    variant: str | None = None  # a profile's precision variant (--variant)
 
     @property
     def machine(self) -> str:
@@ -125,7 +126,8 @@ class Config:
 
     def settings_label(self) -> str:
         """Threads, batch, dims, environment, scenario: the columns besides machine and EP."""
-        parts = [f"threads {self.threads if self.threads else 'auto'}"]
+        parts = [f"variant {self.variant}"] if self.variant else []
+        parts.append(f"threads {self.threads if self.threads else 'auto'}")
         if self.batch is not None:
             parts.append(f"batch {self.batch}")
         # A dim named like the batch repeats the batch column.
@@ -181,6 +183,7 @@ def config_of(record: Mapping[str, Any]) -> Config:
         batch=batch if isinstance(batch, int) else None,
         dims=dims_t,
         scenario=scenario_name(record),
+        variant=_str(get(record, "settings", "variant")) or _str(get(record, "model", "variant")),
     )
 
 
@@ -428,6 +431,7 @@ def _default_baseline(records: Sequence[Mapping[str, Any]], members: list[int]) 
 def _match_score(a: Config, b: Config) -> tuple[bool, ...]:
     return (
         a.batch == b.batch and a.dims == b.dims,
+        a.variant == b.variant,
         a.scenario == b.scenario,
         a.threads == b.threads,
         a.ep == b.ep,

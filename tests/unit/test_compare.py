@@ -545,3 +545,13 @@ def test_one_direction_rate_ratio_and_plot_agree_when_the_mean_disagrees() -> No
     assert o.rate_p50 / b.rate_p50 == pytest.approx(o.ratio)  # the table's rate and the ratio
     assert o.throughput < b.throughput  # the mean-based rate still in JSON, not shown as "the" rate
     assert arrow(0.9) == "↓" and arrow(None) == ""
+
+
+def test_variants_are_configurations_of_their_own() -> None:
+    base = variant(record(MINILM), tight=True)
+    base["settings"]["variant"] = "base"
+    int8 = variant(record(MINILM), 0.6, tight=True)
+    int8["settings"]["variant"] = "int8"
+    table = compare([base, int8])
+    assert [r.settings.split(" · ")[0] for r in table.rows] == ["variant base", "variant int8"]
+    assert config_of(int8).variant == "int8" and config_of(record(MINILM)).variant is None
