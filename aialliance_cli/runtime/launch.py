@@ -362,11 +362,25 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 
 
 def run_in_process(job: dict[str, Any], *, on_event: Event | None = None) -> dict[str, Any]:
-    """The same measurement as a worker's, in this process (no isolation, no timeout)."""
+    """The same measurement as a worker's, in this process (no isolation, no timeout).
+
+    Once the loop is over, signals wait for the statistics; then WorkerInterrupted
+    carries the finished result.
+    """
+    from aialliance_cli import interrupts
     from aialliance_cli.runtime.worker import execute  # the layer below: measuring here
 
-    result = execute(job, on_event or (lambda _e: None))
-    if result.get("status") == "interrupted":
+    hold = interrupts.Hold(reraise=False)
+
+    def events(event: dict[str, Any]) -> None:
+        if event.get("event") == "measured":
+            hold.start()
+        if on_event is not None:
+            on_event(event)
+
+    with hold:
+        result = execute(job, events)
+    if result.get("status") == "interrupted" or hold.pending:
         raise WorkerInterrupted(result)
     return result
 

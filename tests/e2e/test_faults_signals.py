@@ -205,6 +205,7 @@ DRIVER = textwrap.dedent(
     from aialliance_cli.runtime.sweep import SweepPoint, make_job
 
     model, moment, sig, twice = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+    here = sys.argv[5] == "1"
     interrupts.install()
     job = make_job(prepare_target(model), Overrides(duration_s=30), SweepPoint(), label="x")
     sent = []
@@ -219,7 +220,7 @@ DRIVER = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGINT)
 
     try:
-        res = run_job(job, on_event=on_event, timeout_s=5)
+        res = run_job(job, on_event=on_event, timeout_s=None if here else 90, in_process=here)
     except WorkerInterrupted as stop:
         res = stop.result
     print(json.dumps({"status": res["status"], "metrics": res.get("metrics"),
@@ -229,15 +230,22 @@ DRIVER = textwrap.dedent(
 
 
 @pytest.mark.parametrize(
-    ("moment", "sig", "twice"),
-    [("loop", signal.SIGTERM, False), ("stats", signal.SIGINT, True)],
+    ("moment", "sig", "twice", "here"),
+    [
+        ("loop", signal.SIGTERM, False, False),
+        ("stats", signal.SIGINT, True, False),
+        ("loop", signal.SIGHUP, False, True),
+        ("stats", signal.SIGTERM, True, True),
+    ],
 )
 def test_launcher_keeps_what_was_measured(
-    moment: str, sig: signal.Signals, twice: bool, model: Path, tmp_path: Path
+    moment: str, sig: signal.Signals, twice: bool, here: bool, model: Path, tmp_path: Path
 ) -> None:
-    """A signal at the first measured run, or during the statistics (and a second one)."""
+    """A signal at the first measured run, or during the statistics (and a second one),
+    to a worker's launcher or to a measurement in this process (``--in-process``)."""
+    args = [str(model), moment, str(int(sig)), "1" if twice else "0", "1" if here else "0"]
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(model), moment, str(int(sig)), "1" if twice else "0"],
+        [sys.executable, "-c", DRIVER, *args],
         cwd=tmp_path,
         env=_env(tmp_path),
         capture_output=True,
@@ -246,7 +254,7 @@ def test_launcher_keeps_what_was_measured(
     )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["code"] == CODES[sig]
+    assert res["code"] == CODES[sig], res
     assert res["metrics"]["iterations"] > 0, res
     assert res["metrics"]["latency_ms"]["p50"] > 0
     _no_worker_dirs(tmp_path)
