@@ -148,6 +148,24 @@ def load_yaml(text: str, what: str) -> Any:
         loader.dispose()
 
 
+def bounded_json(text: str | bytes, what: str) -> Any:
+    """``json.loads`` within bounds: syntax errors stay ``json.JSONDecodeError`` (for callers
+    with their own message); depth and number limits are ``BadInputError`` naming ``what``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise ParseLimitError(
+            f"{what} nests deeper than {MAX_DEPTH} levels; aia does not read it."
+        ) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise BadInputError(f"{what} is not readable JSON: {_first_line(exc)}.") from None
+    if json_depth(data) > MAX_DEPTH:
+        raise ParseLimitError(f"{what} nests deeper than {MAX_DEPTH} levels; aia does not read it.")
+    return data
+
+
 def loads_json(text: str | bytes, what: str) -> Any:
     """Parse JSON within bounds; ``BadInputError`` (exit 2) names ``what`` on any problem."""
     try:

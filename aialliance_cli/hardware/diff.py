@@ -94,8 +94,10 @@ def load_detect(path: str | Path) -> dict[str, Any]:
         raise BadInputError(f"--diff {p} is a directory, not a JSON file. {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"--diff {p} cannot be read: {exc}. {hint}") from None
+    from aialliance_cli.safeparse import bounded_json
+
     try:
-        doc = json.loads(text)
+        doc = bounded_json(text, f"--diff {p}")
     except json.JSONDecodeError as exc:
         raise BadInputError(
             f"--diff {p} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). {hint}"

@@ -139,8 +139,10 @@ def ep_options(ep: str, options: Mapping[str, Any], base: Path, where: str) -> d
                 f"profile {where}: cannot read providers.options.{ep}.load_config {path}: {exc}"
             ) from None
         source = str(path)
+    from aialliance_cli.safeparse import bounded_json
+
     try:
-        parsed = json.loads(text)
+        parsed = bounded_json(text, f"providers.options.{ep}.load_config ({source})")
     except json.JSONDecodeError as exc:
         raise BadInputError(
             f"profile {where}: providers.options.{ep}.load_config ({source}) is not valid "

@@ -153,3 +153,83 @@ def _leaves(value: object):
             yield from _leaves(v)
     else:
         yield value
+
+
+# --- whole generated profiles ------------------------------------------------------------------
+
+_keys = st.sampled_from(
+    [
+        "name",
+        "description",
+        "task",
+        "model",
+        "inputs",
+        "providers",
+        "session",
+        "bench",
+        "output",
+        "variants",
+        "custom_ops_library",
+        "schema",
+        "generation",
+        "nmae",
+    ]
+)
+_leaf = st.one_of(
+    _numbers,
+    st.none(),
+    st.booleans(),
+    st.text(max_size=12),
+    st.sampled_from(["m.onnx", "cpu", "random", "float32", "mean", "\x1b]0;x\x07", "a\n"]),
+)
+_values = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "file",
+                        "dims",
+                        "tensors",
+                        "x",
+                        "shape",
+                        "synthesize",
+                        "warmup",
+                        "iterations",
+                        "duration_s",
+                        "intra_op_threads",
+                        "prefer",
+                        "options",
+                        "int8",
+                        "quantize",
+                        "url",
+                        "sha256",
+                        "value",
+                        "low",
+                        "high",
+                    ]
+                ),
+                st.text(max_size=6),
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=6))
+def test_any_generated_profile_is_valid_or_one_profile_error(extra: dict) -> None:
+    doc = {"name": "p", "model": "m.onnx", **extra}
+    try:
+        text = yaml.safe_dump(doc, allow_unicode=True)
+    except yaml.YAMLError:
+        return
+    try:
+        parse_profile(text, "gen.yaml")
+    except ProfileError as exc:
+        assert "gen.yaml" in str(exc)

@@ -209,3 +209,25 @@ def test_clean_leaves_nothing_a_terminal_would_act_on(text: str, one_line: bool)
     )
     if text.isprintable():
         assert out == text
+
+
+def test_bounded_json_keeps_syntax_errors_for_the_caller() -> None:
+    from aialliance_cli.safeparse import bounded_json
+
+    with pytest.raises(json.JSONDecodeError):
+        bounded_json("{not json", "x.json")
+    with pytest.raises(ParseLimitError, match="x.json nests deeper"):
+        bounded_json("[" * 10_000 + "]" * 10_000, "x.json")
+    assert bounded_json('{"a": [1]}', "x.json") == {"a": [1]}
+
+
+def test_detect_diff_of_a_deep_file_is_exit_2(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from aialliance_cli.cli.main import app
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = CliRunner().invoke(app, ["detect", "--diff", str(deep)])
+    assert result.exit_code == 2, result.output
+    assert "deeper than" in result.output and "unexpected" not in result.output
