@@ -175,7 +175,10 @@ def builder_python(*, allow_install: bool = False, progress: Progress = _quiet) 
 def create_builder_env(folder: Path, *, progress: Progress = _quiet) -> Path:
     """Make the layered builder environment in ``folder`` (once; a lock serialises makers)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = folder.parent / f".{folder.name}.lock"
+    import hashlib
+
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"aia-builder-env-{digest}.lock"
     with open(lock_path, "w") as lock:
         try:
             import fcntl
