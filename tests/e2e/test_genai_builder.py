@@ -167,3 +167,20 @@ def test_bad_engine_and_precision_are_exit_2(tiny_llama: Path, tmp_path: Path) -
     assert res.exit_code == 2 and "fp16" in res.output and "GPU" in res.output
     res = runner.invoke(app, ["bench", str(prof), "--precision", "int4", "--exporter", "optimum"])
     assert res.exit_code == 2 and "needs the model builder" in res.output
+
+
+def test_auto_falls_back_to_optimum_and_says_why(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aialliance_cli.errors import ModelError
+    from aialliance_cli.genai import builder as B
+
+    if B._here_can_build():
+        pytest.skip("this Python runs the builder itself, so auto never falls back here")
+    monkeypatch.delenv(B.ENV_PYTHON, raising=False)  # and the fresh AIA_HOME has no env made
+    out = B.export_decoder(tiny_llama)
+    assert out.exporter == "optimum" and out.precision == "fp32"
+    assert any("model builder is not available" in w for w in out.warnings)
+    assert (out.folder / "model.onnx").is_file()
+    with pytest.raises(ModelError, match="needs ONNX Runtime GenAI's model builder"):
+        B.export_decoder(tiny_llama, precision="int4")
