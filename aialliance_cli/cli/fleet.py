@@ -509,11 +509,11 @@ class _Progress:
         if not self.enabled:
             return
         if self.progress is not None:
-            from rich.markup import escape
+            from aialliance_cli.cli.output import markup_safe
 
             done = self.counts["ok"] + self.counts["failed"] + self.counts["interrupted"]
             self.progress.update(self.task, completed=done, description=self._line())
-            self.progress.console.print(f"[dim]{escape(msg)}[/]", highlight=False)
+            self.progress.console.print(f"[dim]{markup_safe(msg)}[/]", highlight=False)
         elif kind in ("ok", "running"):
             from aialliance_cli.cli.output import info
 

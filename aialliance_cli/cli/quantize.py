@@ -111,7 +111,7 @@ def _first(report):  # noqa: ANN001, ANN202 - the deciding agreement
 
 
 def _render(report) -> None:  # noqa: ANN001
-    from aialliance_cli.cli.output import fmt_bytes, info, show, table
+    from aialliance_cli.cli.output import clean, fmt_bytes, info, show, table
 
     p = report.prepared
     rows = []
@@ -119,7 +119,7 @@ def _render(report) -> None:  # noqa: ANN001
         decides = kind == next(iter(report.accuracy))
         verdict = ("pass" if agreement.passes(report.min_accuracy) else "FAIL") if decides else ""
         rows.append((kind, str(agreement.samples), agreement.summary(), verdict))
-        typer.echo(str(p.path))
+        typer.echo(clean(p.path))
     info(
         f"{p.spec.describe()} ({'from the cache' if p.reused else 'made now'}; ISA preset {p.isa}"
         f"; {fmt_bytes(p.size_bytes)} against {fmt_bytes(p.source_path.stat().st_size)})"
@@ -135,12 +135,16 @@ def _render(report) -> None:  # noqa: ANN001
     name = report.variant_name
     if report.target.profile is not None:
         typer.echo(
-            f"\nTo use it as a variant, add to {report.target.loaded.path}:\n"
-            f"  variants:\n    {name}: {entry}\n"
-            f"then: aia bench {report.target.profile.name} --variant base,{name}"
+            clean(
+                f"\nTo use it as a variant, add to {report.target.loaded.path}:\n"
+                f"  variants:\n    {name}: {entry}\n"
+                f"then: aia bench {report.target.profile.name} --variant base,{name}"
+            )
         )
     else:
         typer.echo(
-            f"\nRun it directly (aia bench {p.path}), or write a profile for "
-            f"{p.source_path.name} (docs/profiles.md) with\n  variants:\n    {name}: {entry}"
+            clean(
+                f"\nRun it directly (aia bench {p.path}), or write a profile for "
+                f"{p.source_path.name} (docs/profiles.md) with\n  variants:\n    {name}: {entry}"
+            )
         )
