@@ -81,6 +81,11 @@ def _dims(r: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in dims.items() if k != "batch")  # batch has a column
 
 
+def _dims_all(r: dict[str, Any]) -> str:
+    dims = (r.get("settings") or {}).get("dims") or {}
+    return " ".join(f"{k}={v}" for k, v in dims.items())
+
+
 def _cpu(r: dict[str, Any]) -> str:
     m = _m(r)
     if not _ok(r):
@@ -240,6 +245,8 @@ def render(
     random = any((r.get("model") or {}).get("random_weights") for r in results)
     profile = str((results[0].get("profile") or {}).get("name") or "") if results else ""
     title = f"aia bench: {profile}" + (" (random weights)" if random else "")
+    if not sweep and results and _dims_all(results[0]):
+        title += f" at {_dims_all(results[0])}"  # the sizes measured, never silently 1
     caption = "; ".join(n for n in notes if n) or None
     if sweep:
         cols = [Column(s[0], s[1], s[3], s[4]) for s in specs]

@@ -261,8 +261,10 @@ def _render(out: Any, data: dict[str, Any]) -> None:
         )
         rows.append((name, "×".join(map(str, s["shape"])), s["dtype"], summary))
     windows = data["metrics"].get("windows")
+    dims = data["settings"].get("dims") or {}
+    at = f" at {' '.join(f'{k}={v}' for k, v in dims.items())}" if dims else ""
     caption = (
-        f"ran on {ep['name']} ({ep.get('device') or 'default device'}) in "
+        f"ran on {ep['name']} ({ep.get('device') or 'default device'}){at} in "
         f"{data['metrics']['latency_ms']:.2f} ms"
         + (f" ({windows} windows in order, state carried)" if windows else "")
         + f"; session built in {data['metrics']['session_create_s']:.2f} s"

@@ -503,6 +503,10 @@ def make_feeds(
     dims = set_dims[0]
     shapes = {name: r.shape for name, r in rules.items() if r.shape}
     I.check_size(specs, dims, max(1, n_sets), shapes)
+    covered = set(provided) | set(shapes) | {k for m in media for k in m}
+    unsized = I.unsized_warning(I.unsized_axes(specs, given, covered))
+    if unsized and unsized not in report.warnings:
+        report.warnings.append(unsized)  # never silently 1 (issue 11)
     vocab = I.vocab_sizes(target.model_path)
     sets = []
     for seed in range(max(1, n_sets)):

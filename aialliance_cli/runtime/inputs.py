@@ -82,7 +82,40 @@ MAX_DIM = 2**31 - 1
 
 def _axis_keys(specs: Sequence[InputSpec]) -> set[str]:
     """``INPUT[AXIS]`` names for the dynamic axes that have no name of their own."""
-    return {f"{s.name}[{i}]" for s in specs for i, d in enumerate(s.shape) if d is None}
+    return {f"{s.name}[{i}]" for s in specs for i, d in enumerate(s.shape) if _unnamed(d)}
+
+
+def _unnamed(d: int | str | None) -> bool:
+    """A dynamic axis without a name (ORT reports None, some exporters -1)."""
+    return d is None or (isinstance(d, int) and d < 0)
+
+
+_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: the fixed axis that tells an image's layout
+
+
+def layout_axes(specs: Sequence[InputSpec]) -> dict[str, str]:
+    """The model's own hint for image inputs: in a rank-4 input with a fixed channel axis
+    (NCHW ``[?, 3, ?, ?]`` or NHWC ``[?, ?, ?, 3]``) the dynamic axes after the batch are
+    height and width. Maps each such axis (its name, or ``INPUT[AXIS]`` when unnamed) to
+    ``"height"`` or ``"width"``."""
+    out: dict[str, str] = {}
+    for s in specs:
+        if len(s.shape) != 4:
+            continue
+        c1, c3 = s.shape[1], s.shape[3]
+        if isinstance(c1, int) and c1 in _CHANNELS:
+            axes = (2, 3)
+        elif isinstance(c3, int) and c3 in _CHANNELS and not (isinstance(c1, int) and c1 > 0):
+            axes = (1, 2)
+        else:
+            continue
+        for axis, alias in zip(axes, ("height", "width"), strict=True):
+            d = s.shape[axis]
+            if isinstance(d, str):
+                out.setdefault(d, alias)
+            elif _unnamed(d):
+                out.setdefault(f"{s.name}[{axis}]", alias)
+    return out
 
 
 def controlled_names(specs: Sequence[InputSpec], key: str) -> set[str]:
@@ -92,6 +125,8 @@ def controlled_names(specs: Sequence[InputSpec], key: str) -> set[str]:
         return {key}
     if key in DIM_ALIASES:
         hits = {n for n in names if DIM_ALIASES[key].search(n)}
+        if key in ("height", "width"):  # image axes named by their place, not their name
+            hits |= {k for k, alias in layout_axes(specs).items() if alias == key}
         if hits or key != "batch":
             return hits
         # No dimension is called like a batch: the batch is the leading dynamic axis.
@@ -99,7 +134,7 @@ def controlled_names(specs: Sequence[InputSpec], key: str) -> set[str]:
         for s in specs:
             if s.shape and isinstance(s.shape[0], str):
                 lead.add(s.shape[0])
-            elif s.shape and s.shape[0] is None:
+            elif s.shape and _unnamed(s.shape[0]):
                 lead.add(f"{s.name}[0]")
         return lead
     return set()
@@ -126,6 +161,7 @@ def resolve_dims(specs: Sequence[InputSpec], given: Mapping[str, int]) -> dict[s
             raise BadInputError(_no_such_dim(specs, key))
         for t in targets:
             explicit[t] = value
+    layout = layout_axes(specs)
     resolved: dict[str, int] = {}
     for name in sorted(names):
         if name in explicit:
@@ -136,9 +172,50 @@ def resolve_dims(specs: Sequence[InputSpec], given: Mapping[str, int]) -> dict[s
                 resolved[name] = DEFAULT_DIMS[alias]
                 break
         else:
-            resolved[name] = 1
+            resolved[name] = DEFAULT_DIMS[layout[name]] if name in layout else 1
+    for key, alias in layout.items():  # unnamed image axes: the same defaults
+        if key not in names and key not in explicit:
+            resolved[key] = DEFAULT_DIMS[alias]
     resolved.update({k: v for k, v in explicit.items() if k not in names})
     return resolved
+
+
+def unsized_axes(
+    specs: Sequence[InputSpec], given: Mapping[str, int], covered: set[str] = frozenset()
+) -> dict[str, str]:
+    """Dynamic axes that nothing sized (no --dim, profile dim, alias or layout hint), so they
+    run at 1: ``{key: "input 'x' axis 2"}``. The leading axis is the batch (1 by default)
+    and inputs in ``covered`` (given as arrays, files or shaped by the profile) are skipped."""
+    explicit: set[str] = set()
+    for key in given:
+        explicit |= controlled_names(specs, key)
+    layout = layout_axes(specs)
+    out: dict[str, str] = {}
+    for s in specs:
+        if s.name in covered:
+            continue
+        for axis, d in enumerate(s.shape):
+            if axis == 0 or (isinstance(d, int) and d >= 0):
+                continue
+            key = d if isinstance(d, str) else f"{s.name}[{axis}]"
+            if key in explicit or key in layout or key in given:
+                continue
+            if isinstance(d, str) and any(p.search(d) for p in DIM_ALIASES.values()):
+                continue
+            out.setdefault(key, f"input '{s.name}' axis {axis}")
+    return out
+
+
+def unsized_warning(unsized: Mapping[str, str]) -> str | None:
+    """One warning naming every axis that runs at 1 and the --dim that sets it."""
+    if not unsized:
+        return None
+    axes = "; ".join(f"{where} ({key})" for key, where in unsized.items())
+    how = " ".join(f"--dim '{key}=N'" for key in unsized)
+    return (
+        f"the model gives no size for {axes}, and nothing set one, so it runs at 1; "
+        f"the timings are for that size: set the real one with {how}"
+    )
 
 
 def _fixed_leading(specs: Sequence[InputSpec]) -> set[int]:
