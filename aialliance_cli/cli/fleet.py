@@ -278,6 +278,7 @@ def bench(
     ] = 600.0,
     allow_network: o.AllowNetwork = False,
     allow_custom_ops: o.AllowCustomOps = False,
+    no_tuned: o.NoTuned = False,
 ) -> None:
     """Benchmark a profile or model on every node; one node per machine at a time."""
     from aialliance_cli.errors import BadInputError
@@ -316,6 +317,7 @@ def bench(
         allow_network=allow_network,
         allow_custom_ops=allow_custom_ops,
         timeout=timeout,
+        no_tuned=no_tuned,
     )
     model_bytes = _ship(spec, target, allow_network) if ship_model else None
     with _cluster(address, local) as conn:
@@ -344,6 +346,7 @@ def bench_spec(
     allow_network: bool,
     allow_custom_ops: bool,
     timeout: float,
+    no_tuned: bool = False,
 ) -> dict[str, Any]:
     """What every node gets (remote.node_bench): plain data only."""
     from aialliance_cli.runtime.api import Overrides
@@ -378,6 +381,7 @@ def bench_spec(
         "overrides": overrides_to_dict(ov),
         "timeout_s": timeout,
         "allow_network": allow_network,
+        "no_tuned": no_tuned,
         "ship": None,
     }
 

@@ -133,6 +133,7 @@ def node_bench(spec: dict[str, Any], model: bytes | None = None) -> dict[str, An
     workdir = Path(tempfile.mkdtemp(prefix="aia-fleet-"))
     results: list[dict[str, Any]] = []
     interrupted = False
+    tuned: Any = None
     try:
         if spec.get("ship") is not None:
             if model is None:
@@ -151,15 +152,32 @@ def node_bench(spec: dict[str, Any], model: bytes | None = None) -> dict[str, An
         eps = spec.get("eps")
         if eps == [S.ALL]:
             eps = S.all_eps(here, envs)
-        points = S.expand(
-            eps, spec.get("threads"), spec.get("batches"), spec.get("dims") or {}, variants
-        )
+        threads, batches = spec.get("threads"), spec.get("batches")
+        if not spec.get("no_tuned"):  # this node's tuned record, as `aia bench` applies it
+            from aialliance_cli.tune.apply import apply_tuned
+
+            given = {
+                "--ep": spec.get("eps"),
+                "--threads": threads,
+                "--batch": batches,
+                "--variant": spec.get("variant"),
+            }
+            tuned = apply_tuned(tgt, ov, given=given, inventory=inventory, envs=envs)
+            if tuned.record is not None:
+                tgt, ov = tuned.target, tuned.overrides
+                eps, threads = [ov.ep], [ov.threads]
+                batches = [ov.batch] if ov.batch is not None else batches
+        points = S.expand(eps, threads, batches, spec.get("dims") or {}, variants)
         planned = S.plan_sweep(
             tgt, ov, points, here=here, envs=envs, allow_network=bool(spec.get("allow_network"))
         )
+        S.refuse_unavailable(planned)  # an EP in no environment of this node: exit 3
         outcome = S.run_sweep(planned, timeout_s=spec.get("timeout_s"), machine=machine)
         results = outcome.results
         interrupted = outcome.interrupted
+        if tuned is not None and (tuned.record is not None or tuned.notes):
+            for r in results:
+                r["tuned"] = tuned.result_record()
     except AiaError as exc:
         kind, code = failure_kind(exc)
         results = [_failed(spec, str(exc), kind, code, machine)]

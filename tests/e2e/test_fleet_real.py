@@ -219,6 +219,37 @@ def test_node_timeout_gives_a_failed_record_and_keeps_the_others(
     assert r["fleet"]["node_name"] == "local-0"
 
 
+def test_a_node_lacking_the_asked_for_ep_fails_with_3_under_strict(
+    cluster: Any, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "strict.jsonl"
+    p = aia(
+        "fleet", "bench", str(model), "--address", cluster.address, "--nodes", "local-0",
+        "--ep", "migraphx", "--strict", "-n", "5", "--out", str(out),
+    )  # fmt: skip
+    assert p.returncode == 3, p.stderr
+    (r,) = _records(out)
+    assert r["status"] == "failed" and r["failure"]["exit_code"] == 3
+    assert "MIGraphXExecutionProvider" in r["error"]
+    assert r["fleet"]["node_name"] == "local-0"
+
+
+def test_a_model_that_cannot_be_built_gives_failed_records(cluster: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    out = tmp_path / "broken.jsonl"
+    p = aia(
+        "fleet", "bench", str(bad), "--address", cluster.address,
+        "--nodes", "local-0,local-1", "-n", "5", "--out", str(out),
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr  # every node failed alike: bad input
+    records = _records(out)
+    assert [r["fleet"]["node_name"] for r in records] == ["local-0", "local-1"]
+    for r in records:
+        assert r["status"] == "failed" and str(bad) in r["error"]
+        assert r["machine"]["cpu"]["model_name"], "the node's inventory is kept"
+
+
 def test_a_node_killed_mid_benchmark_fails_and_the_others_are_kept(
     cluster: Any, model: Path, tmp_path: Path
 ) -> None:
