@@ -305,3 +305,79 @@ def test_help_and_detect_do_not_import_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
     )
     assert p.stderr.strip().endswith("NO-RAY"), p.stderr[-500:]
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def _node() -> Node:
+    return Node("ab" * 28, "gpu-1", "gpu-box", "10.0.0.2")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "text"),
+    [
+        (lambda rex: rex.NodeDiedError("node gone"), "node-lost", "died or left the cluster"),
+        (lambda rex: rex.WorkerCrashedError(), "node-lost", "died or left the cluster"),
+        (lambda rex: rex.TaskCancelledError(), "interrupted", "was cancelled"),
+        (
+            lambda rex: RuntimeError("ModuleNotFoundError: No module named 'aialliance_cli'"),
+            "unavailable",
+            "aia is not installed on node gpu-1 (gpu-box",
+        ),
+        (lambda rex: ConnectionError("GCS unreachable"), "connection", "lost the connection"),
+    ],
+)
+def test_ray_errors_become_reasons(make: Any, kind: str, text: str) -> None:
+    rex = pytest.importorskip("ray.exceptions")
+    from aialliance_cli.fleet.run import describe_failure
+
+    got_kind, why = describe_failure(make(rex), _node())
+    assert got_kind == kind
+    assert text in why
+
+
+def test_failed_record_is_a_result_with_the_nodes_host() -> None:
+    from aialliance_cli.fleet.run import failed_record
+
+    spec = {"target": "m.onnx", "profile_name": "m", "eps": ["CPUExecutionProvider"]}
+    r = failed_record(spec, _node(), "gpu-1 died", "node-lost")
+    assert r["schema"] == "aia.result/1" and r["status"] == "failed"
+    assert r["error"] == "gpu-1 died" and r["machine"] == {"hostname": "gpu-box"}
+    assert r["failure"] == {"kind": "node-lost", "exit_code": 1}
+    assert r["profile"]["name"] == "m" and r["ep"]["requested"] == "CPUExecutionProvider"
+
+
+class _FakeRay:
+    """Stands in for a cluster of another Ray/Python version (this machine has one Ray)."""
+
+    __version__ = "2.60.0"
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def init(self, **kwargs: Any) -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (
+            RuntimeError(
+                "Version mismatch: The cluster was started with:\n    Ray: 2.44.0\n"
+                "    Python: 3.12.3\nThis process on node 10.0.0.1 was started with:\n"
+                "    Ray: 2.60.0\n    Python: 3.11.7\n"
+            ),
+            "runs another Ray or Python version than this machine (Ray 2.60.0",
+        ),
+        (ConnectionError("Could not find any running Ray instance."), "no Ray cluster answers"),
+    ],
+)
+def test_connect_failures_are_bad_input(exc: BaseException, text: str) -> None:
+    from aialliance_cli.fleet.connect import _init
+
+    with pytest.raises(BadInputError, match=r"\(|no Ray") as info:
+        _init(_FakeRay(exc), "10.0.0.1:6379")
+    assert text in str(info.value)
+    assert "10.0.0.1:6379" in str(info.value)
