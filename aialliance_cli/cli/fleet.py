@@ -429,10 +429,9 @@ def _bench_on_cluster(
         from aialliance_cli.errors import BadInputError
 
         try:
-            base = find_node(chosen, baseline)
+            find_node(chosen, baseline)  # a wrong name fails before anything runs
         except BadInputError as exc:
             raise BadInputError(str(exc).replace("--nodes:", "--baseline:", 1)) from None
-        spec["baseline_node"] = base.name
     groups = machine_groups(chosen, local=conn.local)
     for g in groups:
         if len(g) > 1:
@@ -557,15 +556,7 @@ def _report(outcome: Any, *, json_: bool, baseline: str | None) -> None:
             from aialliance_cli.cli.compare import render_table
             from aialliance_cli.results.compare import compare
 
-            base = next(
-                (
-                    (r.get("fleet") or {}).get("node_name")
-                    for r in results
-                    if (r.get("fleet") or {}).get("node_name")
-                    == (baseline and _base_name(results, baseline))
-                ),
-                None,
-            )
+            base = _base_name(results, baseline) if baseline else None
             if base is None:
                 base = (usable[0].get("fleet") or {}).get("node_name")
             render_table(compare(results, baseline=base))
