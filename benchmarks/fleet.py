@@ -10,7 +10,10 @@ It reports each node's p50 against the alone runs' p50 of the same round (target
 within 3%), the wall time of the fleet command against the three alone runs, and
 the local cluster's start-up cost (read from the command's own "up in X s" line).
 
-Run:  python benchmarks/fleet.py [TARGET] [--rounds 3] [--iterations 200] [--nodes 3]
+Without TARGET it builds a MatMul model (x[1,1024] @ W[1024,1024] -> Relu, about 1 ms
+a run), so that rounds stay short on a small, shared machine.
+
+Run:  python benchmarks/fleet.py [TARGET] [--rounds 3] [--iterations 300] [--nodes 3]
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+print = partial(print, flush=True)  # noqa: A001 (progress shows while it runs)
 
 
 def _aia(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -60,18 +66,35 @@ def alone_round(target: list[str], n: int, iterations: int) -> dict:
     return {"wall": sum(walls), "p50": p50s}
 
 
+def _matmul_model(path: Path, k: int = 1024, n: int = 1024) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "W"
+    )
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    graph = helper.make_graph(nodes, "fleet_mm", [x], [y], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("target", nargs="?", default=None, help="profile or model (default profile)")
+    ap.add_argument("target", nargs="?", default=None, help="profile or model (a MatMul model)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--nodes", type=int, default=3)
     args = ap.parse_args()
-    target = [args.target] if args.target else []
-    _aia("bench", *target, "-n", "5")  # resolve/export the model once, outside the timing
-
     fleet, alone = [], []
     with tempfile.TemporaryDirectory() as d:
+        target = [args.target or str(_matmul_model(Path(d) / "fleet_mm.onnx"))]
+        _aia("bench", *target, "-n", "5")  # resolve/export the model once, outside the timing
         for i in range(args.rounds):
             order = ("fleet", "alone") if i % 2 == 0 else ("alone", "fleet")
             for side in order:
