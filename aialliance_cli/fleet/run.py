@@ -26,7 +26,7 @@ CANCEL_GRACE_S = 15.0  # a cancelled node's worker gets this long to hand back w
 DETECT_TIMEOUT_S = 120.0
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the driver's queues hold these objects
 class NodeOutcome:
     """What one node gave: its records (results, or one failed record) and its state."""
 
@@ -358,7 +358,7 @@ def fleet_bench(
                 break
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (interrupts.Terminated)
         result.interrupted = True
-        cancel_all("interrupted", "interrupted: the benchmark was cancelled (Ctrl-C)")
+        cancel_all("interrupted", "interrupted: the benchmark on this node was cancelled")
         try:
             drain_cancelled(block=True)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
