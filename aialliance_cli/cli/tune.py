@@ -135,7 +135,9 @@ def tune(
     else:
         _render(outcome)
     if outcome.interrupted:
-        raise typer.Exit(130)
+        from aialliance_cli import interrupts
+
+        raise typer.Exit(interrupts.exit_code())  # 130, 143 or 129
     if outcome.winner is None:
         raise typer.Exit(1)
 
