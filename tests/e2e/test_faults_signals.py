@@ -166,10 +166,14 @@ def test_sigterm_while_the_worker_starts(model: Path, tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
-def test_sigkill_of_aia_ends_its_worker(model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", ["start", "loop"])
+def test_sigkill_of_aia_ends_its_worker(moment: str, model: Path, tmp_path: Path) -> None:
     proc = _aia(tmp_path, "bench", str(model), "--duration", "60")
     worker = _worker_of(proc)
-    _wait_for_loop(worker)
+    if moment == "loop":
+        _wait_for_loop(worker)
+    else:
+        time.sleep(0.5)  # importing onnxruntime or building the session
     proc.kill()
     proc.communicate(timeout=30)
     assert _gone(worker, within=10), "the worker outlived a SIGKILLed aia"
