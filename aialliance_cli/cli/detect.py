@@ -75,6 +75,7 @@ def detect(
     from aialliance_cli.tune.records import records_for_machine
 
     tuned = records_for_machine(inventory) if str(root) == "/" else []
+    elsewhere = env_eps() if str(root) == "/" else {}
     if json_:
         from aialliance_cli.cli.output import print_json
 
@@ -84,11 +85,13 @@ def detect(
                 "inventory": inventory.to_dict(),
                 "plan": the_plan.to_dict(),
                 "tuned": [{**r.to_dict(), "key": r.key} for r in tuned],
+                # EPs that registered environments (aia env) offer beyond this build.
+                "environments": {ep: names for ep, names in elsewhere.items()},
             }
         )
         return
     render_inventory(inventory)
-    render_plan(the_plan)
+    render_plan(the_plan, elsewhere)
     if tuned:
         from aialliance_cli.cli.output import show
 
@@ -110,6 +113,9 @@ def render_inventory(inv: Any) -> None:
         for label, v in (("base", cpu.base_mhz), ("max", cpu.max_mhz))
         if v
     )
+    mhz = getattr(cpu, "cpuinfo_mhz", None)
+    if not clock and mhz:  # no cpufreq (a VM): what /proc/cpuinfo says, named as such
+        clock = f"{mhz / 1000:.2f} GHz now (/proc/cpuinfo; no cpufreq in sysfs)"
     rows = [
         ("CPU", f"{cpu.model_name} ({cpu.vendor}, {cpu.architecture})"),
         (
@@ -158,19 +164,64 @@ def _n(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-def render_plan(the_plan: Any) -> None:
+def env_eps() -> dict[str, list[str]]:
+    """EP -> the registered environments (aia env) whose build offers it; {} when the
+    registry cannot be read (detect reports the machine; `aia env list` reports that)."""
+    try:
+        from aialliance_cli.envs.registry import list_envs
+
+        envs = list_envs()
+    except Exception:
+        return {}
+    out: dict[str, list[str]] = {}
+    for env in envs:
+        if env.problem():
+            continue
+        for ep in env.providers:
+            out.setdefault(ep, []).append(env.name)
+    return out
+
+
+def _in_envs(ep: str, elsewhere: dict[str, list[str]]) -> str | None:
+    names = elsewhere.get(ep)
+    if not names:
+        return None
+    from aialliance_cli.providers.catalogue import short_name
+
+    where = ", ".join(f"'{n}'" for n in names)
+    return (
+        f"available in environment {where} (aia env): --ep {short_name(ep)} runs there in a worker"
+    )
+
+
+def render_plan(the_plan: Any, elsewhere: dict[str, list[str]] | None = None) -> None:
     from aialliance_cli.cli.output import show, table, warn
 
+    elsewhere = elsewhere or {}
     rows = [(str(i + 1), c.ep, c.device, c.reason) for i, c in enumerate(the_plan.choices)]
     show(table("Execution-provider plan (first is used)", ["#", "EP", "device", "why"], rows))
     if the_plan.passed_over:
-        show(table("Passed over", ["EP", "why"], [(p.ep, p.reason) for p in the_plan.passed_over]))
+        passed = []
+        for p in the_plan.passed_over:
+            there = _in_envs(p.ep, elsewhere) if "not in this build" in p.reason else None
+            passed.append((p.ep, f"{there}; here: {p.reason}" if there else p.reason))
+        show(table("Passed over", ["EP", "why"], passed))
     if the_plan.unlocks:
+        unlocks = []
+        for u in the_plan.unlocks:
+            there = next(
+                (t for ep in elsewhere if ep in u.reason and (t := _in_envs(ep, elsewhere))),
+                None,
+            )
+            how = u.pip or u.url or ""
+            unlocks.append(
+                (u.device, u.reason, f"{there}; or here: {how}" if there and how else how)
+            )
         show(
             table(
                 "Hardware present but not usable yet",
                 ["device", "why", "to unlock"],
-                [(u.device, u.reason, u.pip or u.url or "") for u in the_plan.unlocks],
+                unlocks,
             )
         )
     for w in the_plan.warnings:

@@ -204,6 +204,10 @@ def _probe(root: Path, notes: list[ProbeNote]) -> CpuInfo:
 
     physical, logical, sockets = _topology(root, procs, notes)
     base_mhz, max_mhz, governor = _frequencies(root, model_name)
+    try:
+        cpuinfo_mhz: float | None = float(merged.get("cpu MHz", ""))
+    except ValueError:
+        cpuinfo_mhz = None
     return CpuInfo(
         vendor=vendor,
         model_name=model_name,
@@ -217,6 +221,7 @@ def _probe(root: Path, notes: list[ProbeNote]) -> CpuInfo:
         max_mhz=max_mhz,
         features=features,
         governor=governor,
+        cpuinfo_mhz=cpuinfo_mhz if cpuinfo_mhz and cpuinfo_mhz > 0 else None,
     )
 
 

@@ -38,6 +38,8 @@ class CpuInfo:
     # (sse4.2, avx, avx2, fma, f16c, avx512f, ..., neon, sve, i8mm, bf16).
     features: tuple[str, ...] = ()
     governor: str | None = None  # cpufreq scaling governor, where readable
+    # /proc/cpuinfo's "cpu MHz": the only clock a VM without cpufreq shows (a current value).
+    cpuinfo_mhz: float | None = None
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -119,7 +121,10 @@ class Inventory:
         return tuple(a for a in self.accelerators if a.kind == "npu")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["cpu"].get("cpuinfo_mhz") is None:  # added later: absent, as older records have it
+            d["cpu"].pop("cpuinfo_mhz", None)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inventory:

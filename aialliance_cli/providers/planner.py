@@ -354,6 +354,9 @@ def plan(
             passed.append(PassedOver(name, "not in aia's catalogue: aia does not plan it"))
 
     ordered = _order(choices, prefer)
+    if len(ordered) == 1 and ordered[0].ep == CPU_EP:  # nothing to come after: say so
+        only = ordered[0]
+        ordered = [replace(only, reason=only.reason.replace(CPU_LAST, "; the only EP usable here"))]
     for ep in prefer:
         if not any(c.ep == ep for c in ordered):
             why = "; ".join(p.reason for p in passed if p.ep == ep) or "no usable device"
@@ -377,6 +380,31 @@ def plan(
     )
 
 
+CPU_LAST = "; the CPU EP comes last: it runs every operator no other EP takes"
+
+# The ISA features behind aia's choices, and what each buys (int8 and bf16 kernels).
+_FEATURE_NOTES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("amx_int8", "amx_bf16"), "AMX (int8/bf16 matrix tiles)"),
+    (("avx512_vnni", "avx_vnni"), "VNNI (int8 dot products: quantized models)"),
+    (("avx512_bf16",), "AVX512-BF16 (bf16 math)"),
+    (("i8mm",), "I8MM (int8 matrix multiply)"),
+    (("bf16",), "BF16"),
+)
+
+
+def cpu_features_note(cpu: CpuInfo) -> str:
+    """``, avx2, avx512f; VNNI (int8 ...), AVX512-BF16 (...)``: the vector width and the
+    features that matter for int8/bf16 models, as the plan's reason line says them."""
+    base = [f for f in ("avx2", "avx512f", "neon", "sve") if cpu.has(f)]
+    extra = [note for flags, note in _FEATURE_NOTES if any(cpu.has(f) for f in flags)]
+    if not extra and cpu.architecture in ("x86_64", "amd64"):
+        extra = ["no VNNI: int8 models gain little"]
+    text = ", ".join(base)
+    if extra:
+        text += ("; " if text else "") + ", ".join(extra)
+    return f", {text}" if text else ""
+
+
 def _choice(
     spec: EpSpec,
     t: Target,
@@ -388,8 +416,7 @@ def _choice(
     options: dict[str, Any] = {}
     if dev is None:
         options.update(t.default_options())
-        features = ", ".join(f for f in ("avx2", "avx512f", "neon", "sve") if cpu.has(f))
-        what = f"{cpu.model_name} ({cpu.architecture}{', ' + features if features else ''})"
+        what = f"{cpu.model_name} ({cpu.architecture}{cpu_features_note(cpu)})"
         label, kind, score = "cpu", "cpu", t.score
     else:
         options.update(
@@ -404,7 +431,7 @@ def _choice(
     where = "is registered as a plugin EP" if source == "plugin" else "is in this build"
     reason = f"{what} and {spec.name} {where}"
     if spec.name == CPU_EP:
-        reason += "; the CPU EP comes last: it runs every operator"
+        reason += CPU_LAST
     if t.note:
         reason += f"; {t.note}"
     if extra:
