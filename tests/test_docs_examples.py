@@ -135,42 +135,55 @@ def _click_root():
 
 
 def _option_names(command) -> set[str]:
-    names: set[str] = set()
+    return set(_options(command))
+
+
+def _options(command) -> dict[str, bool]:
+    """Option name -> whether it takes a value (the next token is then no subcommand)."""
+    out: dict[str, bool] = {}
     for param in command.params:
-        names.update(getattr(param, "opts", []))
-        names.update(getattr(param, "secondary_opts", []))
-    return names
+        takes = not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        for name in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]:
+            out[name] = takes
+    return out
+
+
+_COMPLETION = {"--install-completion", "--show-completion"}
+_SHELLS = {"bash", "zsh", "fish", "powershell", "pwsh"}
 
 
 def check_against_help(command_line: str) -> list[str]:
     """Problems with one example: an unknown subcommand or an option it does not have."""
     argv = shlex.split(command_line, comments=True)
     assert argv and argv[0] == "aia", command_line
-    if any(tok in {"|", "&&", ";", ">", ">>"} for tok in argv):
-        argv = argv[: next(i for i, t in enumerate(argv) if t in {"|", "&&", ";", ">", ">>"})]
+    stops = {"|", "&&", ";", ">", ">>", "<"}
+    if any(tok in stops for tok in argv):
+        argv = argv[: next(i for i, t in enumerate(argv) if t in stops)]
     command = _click_root()
     path = ["aia"]
-    allowed = _option_names(command)
-    rest = argv[1:]
-    while isinstance(getattr(command, "commands", None), dict):  # a group (typer vendors click)
-        positional = [t for t in rest if not t.startswith("-")]
-        if not positional:
-            break
-        name = positional[0]
-        sub = command.commands.get(name)
-        if sub is None:
-            return [f"`{' '.join(path)}` has no subcommand {name!r}"]
-        rest = rest[rest.index(name) + 1 :]
-        command, path = sub, [*path, name]
-        allowed |= _option_names(command)
-    problems = []
-    for tok in rest:
+    options = _options(command)
+    problems: list[str] = []
+    tokens = iter(argv[1:])
+    for tok in tokens:
         if tok == "--":
             break
         if tok.startswith("-") and not re.fullmatch(r"-\d[\d.,]*", tok):
-            name = tok.split("=", 1)[0]
-            if name not in allowed:
+            name, eq, _ = tok.partition("=")
+            if name not in options:
                 problems.append(f"`{' '.join(path)}` has no option {name}")
+            elif options[name] and not eq:
+                next(tokens, None)  # its value
+            elif name in _COMPLETION:  # typer's completion flags read the shell after them
+                tokens = iter([t for t in tokens if t not in _SHELLS])
+            continue
+        if isinstance(getattr(command, "commands", None), dict):  # a group (typer vendors click)
+            sub = command.commands.get(tok)
+            if sub is None:
+                return [*problems, f"`{' '.join(path)}` has no subcommand {tok!r}"]
+            command, path = sub, [*path, tok]
+            options |= _options(command)
     return problems
 
 
@@ -187,6 +200,8 @@ def test_help_check_catches_a_wrong_option_and_subcommand() -> None:
         "`aia cache` has no subcommand 'frobnicate'"
     ]
     assert check_against_help("aia cache list --json  # a comment --not-an-option") == []
+    assert check_against_help("aia --install-completion bash") == []  # an option's value
+    assert check_against_help("aia bench --ep cpu silero-vad --columns ep,p50") == []
 
 
 def test_parser_reads_prompts_continuations_and_exit_codes(tmp_path: Path) -> None:
