@@ -22,6 +22,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_WARMUP = 1_000_000
 MAX_DIM = 2**31 - 1  # ONNX Runtime's tensor dimensions are int64, but 2^31 elements is absurd
 MAX_COUNT = 1_000_000_000  # queries, samples and other counts
+MAX_TOKENS = 2**20  # prompt and generated lengths: beyond any model's context
 THREADS_PER_CORE = 4  # more threads than 4x the logical cores only thrash
 
 
@@ -67,6 +68,8 @@ def _bounds(name: str) -> Bound | None:
         "--dim": Bound(0, MAX_DIM, integer=True),
         "--repeat": Bound(0, MAX_COUNT, integer=True),
         "--budget": Bound(0, WEEK_S, unit=" seconds"),
+        "--prompt-len": Bound(0, MAX_TOKENS, integer=True, unit=" tokens"),
+        "--gen-len": Bound(0, MAX_TOKENS, integer=True, unit=" tokens"),
         "--node-timeout": Bound(0, WEEK_S, unit=" seconds"),
     }
     if head in fixed:

@@ -70,6 +70,9 @@ def parse_int_list(name: str, value: str | None) -> list[int] | None:
             ) from None
         if n <= 0:
             raise BadInputError(f"{name} expects positive integers; got {n}")
+        from aialliance_cli.limits import check
+
+        check(name, n)  # the option's upper bound (aialliance_cli/limits.py)
         out.append(n)
     return out
 

@@ -398,6 +398,8 @@ def test_any_result_line_is_compared_or_refused(hostile_dir: Path, data: st.Data
         (["fleet", "bench", "model.onnx", "--local", "2", "--timeout", "inf"], "--timeout"),
         (["profile", "model.onnx", "--warmup", "99999999999"], "--warmup"),
         (["compare", "truncated.jsonl", "--fail-if-slower", "nan"], "--fail-if-slower"),
+        (["bench", "smollm2-135m", "--random-weights", "--prompt-len", "1e9"], "--prompt-len"),
+        (["bench", "smollm2-135m", "--random-weights", "--gen-len", "99999999"], "--gen-len"),
     ],
 )
 def test_absurd_numbers_of_other_commands_are_refused(
