@@ -223,3 +223,20 @@ def test_env_create_replaces_the_folder_of_a_killed_create(tmp_path: Path) -> No
     with pytest.raises(BadInputError, match="being created by another aia"):
         registry._claim_folder(busy)
     assert busy.exists()
+
+
+def test_interrupted_fill_leaves_nothing_and_the_next_attempt_works(tmp_path: Path) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt in aia) during an export."""
+    from aialliance_cli.interrupts import Terminated
+
+    root = tmp_path / "models"
+
+    def interrupted(tmp: Path) -> None:
+        (tmp / "model.onnx").write_bytes(b"half")
+        raise Terminated(15)
+
+    with pytest.raises(KeyboardInterrupt):
+        store("k", {}, interrupted, root=root)
+    assert list(root.iterdir()) == []
+    entry = store("k", {}, lambda tmp: (tmp / "model.onnx").write_bytes(b"whole"), root=root)
+    assert entry.model_path.read_bytes() == b"whole"
