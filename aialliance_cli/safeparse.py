@@ -56,6 +56,17 @@ class BoundedSafeLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # Stop at the scanner: past this depth PyYAML's simple-key bookkeeping is quadratic.
+        if self.flow_level >= MAX_DEPTH:
+            raise YamlLimitError(
+                None,
+                None,
+                f"nesting deeper than {MAX_DEPTH} levels is not read",
+                self.get_mark(),
+            )
+        super().fetch_flow_collection_start(token_class)
+
     def get_single_node(self) -> Any:
         node = super().get_single_node()
         if node is not None:

@@ -17,7 +17,7 @@ from aialliance_cli.errors import ProfileError
 from aialliance_cli.profiles.schema import SCHEMA_ID, Profile, did_you_mean
 from aialliance_cli.safeparse import BoundedSafeLoader, YamlLimitError
 
-MAX_PROFILE_BYTES = 4 * 2**20  # a profile is a page of YAML; this bounds the time to read one
+MAX_PROFILE_BYTES = 2**20  # a profile is a page of YAML; this bounds the time to read one
 
 Origin = typing.Literal["local", "user", "bundled", "file"]
 KeyPath = tuple[Any, ...]

@@ -231,3 +231,12 @@ def test_detect_diff_of_a_deep_file_is_exit_2(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["detect", "--diff", str(deep)])
     assert result.exit_code == 2, result.output
     assert "deeper than" in result.output and "unexpected" not in result.output
+
+
+def test_a_profile_larger_than_the_bound_is_refused(tmp_path) -> None:
+    from aialliance_cli.profiles.loader import MAX_PROFILE_BYTES, load_profile
+
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\nmodel: m.onnx\ndescription: " + "x" * MAX_PROFILE_BYTES + "\n")
+    with pytest.raises(ProfileError, match="larger than 1 MiB"):
+        load_profile(big)
