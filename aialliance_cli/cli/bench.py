@@ -520,6 +520,7 @@ class _Display:
         self.progress: Any = None
         self.task: Any = None
         self.label = ""
+        self.ep = ""
 
     def __enter__(self) -> _Display:
         if self.live:
@@ -558,11 +559,26 @@ class _Display:
     def event(self, ev: dict[str, Any]) -> None:
         if self.progress is None or self.task is None:
             return
-        if ev.get("event") == "progress":
+        kind = ev.get("event")
+        if kind == "progress":
+            if "building the session" in self._description():  # the loop has started
+                self._label(f"measuring on {self.ep}" if self.ep else "measuring")
             self.progress.update(self.task, completed=ev.get("done"), total=ev.get("total"))
-        elif ev.get("event") == "status":
-            prefix = self.progress.tasks[-1].description.split(": ")[0]
-            self.progress.update(self.task, description=f"{prefix}: {ev.get('message')}")
+        elif kind == "status":
+            self._label(str(ev.get("message")))
+        elif kind == "session":  # built: what follows is warm-up and the measured loop
+            self.ep = str(ev.get("ep") or "")
+            self._label(f"warming up and measuring on {self.ep}")
+        elif kind == "measured":
+            self._label("computing the statistics")
+
+    def _description(self) -> str:
+        task = next((t for t in self.progress.tasks if t.id == self.task), None)
+        return task.description if task is not None else ""
+
+    def _label(self, message: str) -> None:
+        prefix = self._description().split(": ")[0]
+        self.progress.update(self.task, description=f"{prefix}: {message}")
 
     def finished(self, i: int, p: Any, r: dict[str, Any]) -> None:
         if self.progress is not None and self.task is not None:

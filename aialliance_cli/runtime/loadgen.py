@@ -275,6 +275,7 @@ def run_scenario(
     server_threads: int = 1,
     max_duration_s: float | None = None,
     log_dir: Path,
+    on_tick: Callable[[int, float], None] | None = None,
 ) -> LoadGenReport:
     """Run one LoadGen scenario in PerformanceOnly mode and parse its logs.
 
@@ -283,7 +284,8 @@ def run_scenario(
     calibrated by timing ``infer`` first: offline's expected QPS (1.5x the
     measured batch throughput, so LoadGen generates enough samples for
     ``min_duration_s``) and server's target QPS (half the measured
-    one-sample throughput, times ``server_threads``).
+    one-sample throughput, times ``server_threads``). ``on_tick(samples, elapsed_s)``
+    is called about twice a second while LoadGen runs (progress for the user).
     """
     name = normalize_scenario(scenario)
     performance_samples = performance_samples or total_samples
@@ -376,10 +378,13 @@ def run_scenario(
     with _RUN_LOCK:
         sut = lg.ConstructSUT(sut_impl.issue, sut_impl.flush)
         qsl = lg.ConstructQSL(total_samples, performance_samples, _noop, _noop)
+        ticker = _Ticker(sut_impl, on_tick) if on_tick is not None else None
         try:
             # A missing audit file inside log_dir: a stray ./audit.config must not alter the run.
             lg.StartTestWithLogSettings(sut, qsl, ts, log, str(log_dir / "audit.config"))
         finally:
+            if ticker is not None:
+                ticker.stop()
             sut_impl.close()
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
@@ -395,6 +400,39 @@ def run_scenario(
         else 0.0
     )
     return _build_report(name, log_dir, sut_impl.samples_done, duration, settings, notes)
+
+
+class _Ticker:
+    """Calls ``on_tick(samples done, seconds)`` every half second from a daemon thread."""
+
+    def __init__(self, sut: Any, on_tick: Callable[[int, float], None]) -> None:
+        import threading
+        import time
+
+        self._stop = threading.Event()
+        start = time.perf_counter()
+
+        def loop() -> None:
+            while not self._stop.wait(0.5):
+                try:
+                    on_tick(sut.samples_done, time.perf_counter() - start)
+                except Exception:  # progress never breaks a measurement
+                    return
+
+        self._thread = threading.Thread(target=loop, name="aia-loadgen-progress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def loadgen_progress(name: str, ep: str, samples: int, elapsed: float, min_s: float) -> str:
+    """The progress line of a LoadGen run: samples so far and the time left of its minimum."""
+    head = f"LoadGen {name} on {ep}: {samples} samples, {elapsed:.0f} s"
+    if elapsed < min_s:
+        return f"{head} of at least {min_s:g} s ({min_s - elapsed:.0f} s left)"
+    return f"{head}; the {min_s:g} s minimum is reached, LoadGen completes its last queries"
 
 
 def _noop(_samples: Sequence[int]) -> None:

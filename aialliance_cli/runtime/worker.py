@@ -196,7 +196,7 @@ def _loadgen_result(
     from aialliance_cli.results.schema import Result
     from aialliance_cli.runtime import api
     from aialliance_cli.runtime.bench import _peak_rss_bytes
-    from aialliance_cli.runtime.loadgen import normalize_scenario, run_scenario
+    from aialliance_cli.runtime.loadgen import loadgen_progress, normalize_scenario, run_scenario
 
     name = normalize_scenario(sc["name"])
     settings = api.bench_settings(p.target, ov)
@@ -221,6 +221,7 @@ def _loadgen_result(
     for i in range(settings.warmup):
         run(None, feeds[i % n])
     status(f"LoadGen {name} on {p.built.ep}")
+    min_s = float(sc.get("min_duration_s") or 10.0)
     t0, cpu0 = time.perf_counter(), os.times()
     report = run_scenario(
         infer,
@@ -234,6 +235,7 @@ def _loadgen_result(
         max_batch=batch if rows else 1,
         server_threads=int(sc.get("server_threads") or 1),
         log_dir=Path(sc["log_dir"]),
+        on_tick=lambda n, s: status(loadgen_progress(name, p.built.ep, n, s, min_s)),
     )
     measured()
     wall, cpu1 = time.perf_counter() - t0, os.times()

@@ -236,3 +236,62 @@ def test_openvino_load_config_file_runs_on_the_openvino_ep(tmp_path):
     (data,) = json.loads(r.stdout)
     assert data["ep"]["name"] == "OpenVINOExecutionProvider", data.get("warnings")
     assert not data["ep"].get("fallbacks")
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_label_moves_on_from_building_the_session():
+    from types import SimpleNamespace
+
+    from aialliance_cli.cli.bench import _Display
+    from aialliance_cli.cli.output import new_progress
+
+    d = _Display(enabled=True, total=1, sweep=False)
+    d.progress = new_progress()  # not started: no drawing, the tasks are real
+    d.started(0, SimpleNamespace(label="cpu", route=SimpleNamespace(env=None)))
+
+    def label() -> str:
+        return d._description()
+
+    d.event({"event": "status", "message": "building the session on CPUExecutionProvider"})
+    assert label().endswith("building the session on CPUExecutionProvider")
+    d.event({"event": "session", "ep": "CPUExecutionProvider"})
+    assert "building" not in label() and "measuring on CPUExecutionProvider" in label()
+    d.event({"event": "status", "message": "building the session on X"})
+    d.event({"event": "progress", "done": 3, "total": 10, "elapsed": 0.1})
+    assert label().endswith("measuring on CPUExecutionProvider")
+    d.event({"event": "measured"})
+    assert label().endswith("computing the statistics")
+    assert label().startswith("[1/1] cpu")
+
+
+def test_loadgen_progress_says_the_time_left():
+    from aialliance_cli.runtime.loadgen import loadgen_progress
+
+    line = loadgen_progress("single-stream", "CPUExecutionProvider", 120, 3.2, 10)
+    assert line == (
+        "LoadGen single-stream on CPUExecutionProvider: 120 samples, 3 s of at least 10 s "
+        "(7 s left)"
+    )
+    assert "minimum is reached" in loadgen_progress("offline", "cpu", 9, 11.0, 10)
+
+
+def test_loadgen_run_ticks_while_it_runs(tmp_path):
+    pytest.importorskip("mlperf_loadgen")
+    import time
+
+    from aialliance_cli.runtime.loadgen import run_scenario
+
+    ticks: list[tuple[int, float]] = []
+    run_scenario(
+        lambda idx: time.sleep(0.002),
+        scenario="single-stream",
+        total_samples=8,
+        target_latency_ms=2,
+        min_duration_s=1.2,
+        log_dir=tmp_path / "lg",
+        on_tick=lambda n, s: ticks.append((n, s)),
+    )
+    assert len(ticks) >= 2 and ticks[-1][0] > ticks[0][0] >= 0
+    assert all(b[1] > a[1] for a, b in zip(ticks, ticks[1:], strict=False))
