@@ -56,6 +56,7 @@ def _bounds(name: str) -> Bound | None:
         "--iterations": Bound(0, MAX_ITERATIONS, integer=True),
         "-n": Bound(0, MAX_ITERATIONS, integer=True),
         "--duration": Bound(0, WEEK_S, unit=" seconds"),
+        "--min-time": Bound(0, WEEK_S, low_ok=True, unit=" seconds"),
         "--timeout": Bound(0, WEEK_S, unit=" seconds"),
         "--min-duration": Bound(0, WEEK_S, unit=" seconds"),
         "--until-stable": Bound(0, 100, unit=" percent"),
@@ -127,6 +128,7 @@ def check_overrides(ov: Any) -> None:
     check("--warmup", ov.warmup)
     check("--iterations", ov.iterations)
     check("--duration", ov.duration_s)
+    check("--min-time", getattr(ov, "min_time_s", None))
     check("--until-stable", ov.until_stable)
     check("--min-coverage", ov.min_coverage)
     check_threads("--threads", ov.threads)

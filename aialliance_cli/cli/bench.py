@@ -66,6 +66,14 @@ def bench(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Measure for this many seconds instead.")
     ] = None,
+    min_time: Annotated[
+        float | None,
+        typer.Option(
+            "--min-time",
+            help="Measure at least this many seconds as well as the count, whichever is "
+            "longer (default 10 s with the profile's count; -n N alone: exactly N; 0: none).",
+        ),
+    ] = None,
     json_: o.Json = False,
     out: Annotated[
         Path | None,
@@ -249,6 +257,7 @@ def bench(
             "--input-dir": input_dir,
             "--text": text,
             "--min-coverage": min_coverage,
+            "--min-time": min_time,
             "--check-outputs": check_outputs or None,
             "--variant": variant,
         }
@@ -301,7 +310,10 @@ def bench(
     o.check_positive("--warmup", warmup, zero_ok=True)
     o.check_positive("--iterations", iterations)
     o.check_positive("--duration", duration)
+    o.check_positive("--min-time", min_time, zero_ok=True)
     o.check_positive("--timeout", timeout)
+    if min_time is not None and duration is not None:
+        raise BadInputError("--min-time goes with a count (-n), not with --duration")
     if iterations is not None and duration is not None:
         raise BadInputError("give either --iterations or --duration, not both")
     o.check_percent("--min-coverage", min_coverage)
@@ -323,6 +335,7 @@ def bench(
         warmup=warmup,
         iterations=iterations,
         duration_s=duration,
+        min_time_s=min_time,
         text=o.read_text(text),
         input_files=tuple(Path(p).expanduser().absolute() for p in input or ()),
         input_dir=str(input_dir.expanduser().absolute()) if input_dir is not None else None,
@@ -342,7 +355,9 @@ def bench(
 
         tgt = prepare_target(target, allow_network=allow_network, status=update)
         base_target = tgt  # the fp32 model that --check-outputs compares with
-        bench_settings(tgt, ov)  # bad counts in the profile: exit 2 before anything runs
+        stop_rule = bench_settings(tgt, ov)  # bad counts in the profile: exit 2 now
+        if sc is None:
+            _say_stop_rule(stop_rule)
         from aialliance_cli.models.variants import parse_variants
 
         variants = parse_variants(tgt, variant)  # unknown names: exit 2 before anything runs
@@ -454,6 +469,24 @@ def _reference(
     ref = reference_for_jobs(tgt, [p.job for p in planned], min_accuracy=min_accuracy, overrides=ov)
     with spinner("computing the fp32 CPU reference", enabled=not json_):
         return ref.compute()  # the sweep's `with` removes its files afterwards
+
+
+def _say_stop_rule(s: Any) -> None:
+    """The header line: how long each configuration measures, and how to change it."""
+    from aialliance_cli.cli.output import info
+
+    if s.until_stable_pct is not None:
+        return
+    if s.duration_s is not None:
+        info(f"measuring each configuration for {s.duration_s:g} s after {s.warmup} warm-up runs")
+    elif s.min_time_s:
+        info(
+            f"measuring each configuration for at least {s.iterations} runs and "
+            f"{s.min_time_s:g} s, whichever is longer, after {s.warmup} warm-up runs "
+            "(-n N: exactly N runs; --min-time S)"
+        )
+    else:
+        info(f"measuring each configuration for {s.iterations} runs after {s.warmup} warm-up runs")
 
 
 def _scenario(

@@ -527,12 +527,16 @@ class BenchSpec(_Strict):
     warmup: Annotated[StrictInt, Field(ge=0, le=MAX_WARMUP)] = 10
     iterations: Annotated[StrictInt, Field(gt=0, le=MAX_ITERATIONS)] = 100
     duration_s: Annotated[FiniteFloat, Field(gt=0, le=WEEK_S)] | None = None
+    # With iterations: measure at least this many seconds too (default 10; 0: exactly N).
+    min_time_s: Annotated[FiniteFloat, Field(ge=0, le=WEEK_S)] | None = None
     min_coverage: Annotated[FiniteFloat, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
     def _count_or_duration(self) -> BenchSpec:
         if "iterations" in self.model_fields_set and self.duration_s is not None:
             raise ValueError("give iterations or duration_s, not both")
+        if self.min_time_s is not None and self.duration_s is not None:
+            raise ValueError("min_time_s applies with iterations, not with duration_s")
         return self
 
 

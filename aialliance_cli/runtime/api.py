@@ -178,6 +178,7 @@ class Overrides:
     until_stable: float | None = None  # percent: measure until the median's CI is this narrow
     energy: bool = True  # sample RAPL/NVML/amdsmi power, clocks and temperatures
     variant: str | None = None  # a precision variant of the profile (models/variants.py)
+    min_time_s: float | None = None  # measure at least this long too (--min-time)
     # Session settings on top of the profile's (aia tune): inter_op_threads, execution_mode,
     # graph_optimization_level, config (session config entries), ep_options (first EP only).
     session: Mapping[str, Any] = field(default_factory=dict)
@@ -991,6 +992,17 @@ def bench_settings(target: Target, ov: Overrides) -> Any:
         raise BadInputError(f"--duration must be more than 0 seconds, got {duration}")
     if ov.until_stable is not None and ov.until_stable <= 0:
         raise BadInputError(f"--until-stable must be a percentage above 0, got {ov.until_stable}")
+    min_time = 0.0
+    if duration is None and ov.until_stable is None:
+        from aialliance_cli.runtime.bench import DEFAULT_MIN_TIME_S
+
+        if ov.min_time_s is not None:
+            min_time = ov.min_time_s
+        elif ov.iterations is None:  # -n N alone means exactly N runs
+            profile_min = getattr(b, "min_time_s", None) if b else None
+            min_time = DEFAULT_MIN_TIME_S if profile_min is None else profile_min
+    if min_time < 0 or min_time != min_time:
+        raise BadInputError(f"--min-time must be 0 or more seconds, got {min_time}")
     return BenchSettings(
         warmup=warmup,
         iterations=iterations if duration is None else None,
@@ -999,6 +1011,7 @@ def bench_settings(target: Target, ov: Overrides) -> Any:
         max_iterations=iterations
         if ov.until_stable and iterations and ov.iterations is not None
         else 10_000_000,
+        min_time_s=float(min_time),
     )
 
 
@@ -1102,6 +1115,7 @@ def bench(
                 "warmup": settings.warmup,
                 "iterations": settings.iterations,
                 "duration_s": settings.duration_s,
+                "min_time_s": settings.min_time_s,
                 "strict": ov.strict,
             },
         ),

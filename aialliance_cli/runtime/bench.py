@@ -30,6 +30,12 @@ class BenchSettings:
     # (checked between iterations), up to duration_s (default 60 s) or max_iterations.
     until_stable_pct: float | None = None
     min_iterations: int = 10
+    # With a count: keep measuring until this many seconds have passed too (whichever is
+    # longer, as benchmark_app and LoadGen do); 0 = exactly ``iterations``.
+    min_time_s: float = 0.0
+
+
+DEFAULT_MIN_TIME_S = 10.0  # when neither -n, --duration nor the profile say otherwise
 
 
 def _latency_buffer() -> array[float]:
@@ -118,6 +124,9 @@ def run_loop(
         total = settings.iterations if duration is None else None
         limit = settings.iterations if total is not None else settings.max_iterations
         deadline = None if duration is None else duration * 1e9
+        min_ns = settings.min_time_s * 1e9 if total is not None else 0.0
+        if min_ns > 0:  # a count and a minimum time, whichever is longer
+            limit = settings.max_iterations
         next_check = max(settings.min_iterations, 10)
         if stable_pct is not None:
             from aialliance_cli.results.stats import is_stable
@@ -139,6 +148,8 @@ def run_loop(
             i += 1
             if deadline is not None and t1 - t_start >= deadline:
                 break
+            if min_ns and i >= (total or 0) and t1 - t_start >= min_ns:
+                break
             if stable_pct is not None and i >= next_check:
                 # Checked outside the timed region; about 10% more samples between checks.
                 if is_stable(lat, stable_pct):
@@ -146,7 +157,10 @@ def run_loop(
                     break
                 next_check = i + max(10, i // 10)
             if progress is not None and t1 >= next_report:
-                progress(i, total, (t1 - t_start) / 1e9)
+                expected = total
+                if min_ns and total is not None:  # the runs the minimum time will take
+                    expected = max(total, int(i * min_ns / max(1, t1 - t_start)))
+                progress(i, expected, (t1 - t_start) / 1e9)
                 next_report = t1 + 100_000_000
     except KeyboardInterrupt:
         m.interrupted = True
@@ -166,9 +180,9 @@ def run_loop(
                     m.other_cpu_percent = min(100.0, 100.0 * other / (m.wall_s * ncpu))
         m.peak_rss_bytes = _peak_rss_bytes()
     if progress is not None and m.latencies_ms:
-        progress(
-            len(m.latencies_ms),
-            settings.iterations if settings.duration_s is None else None,
-            m.wall_s,
-        )
+        done = len(m.latencies_ms)
+        total_runs = settings.iterations if settings.duration_s is None else None
+        if settings.min_time_s and total_runs is not None:
+            total_runs = max(total_runs, done)
+        progress(done, total_runs, m.wall_s)
     return m

@@ -295,3 +295,40 @@ def test_loadgen_run_ticks_while_it_runs(tmp_path):
     )
     assert len(ticks) >= 2 and ticks[-1][0] > ticks[0][0] >= 0
     assert all(b[1] > a[1] for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+# ---------------------------------------------------------------- enough measuring
+
+
+def test_default_measures_a_minimum_time_and_n_means_exactly_n(tmp_path, monkeypatch):
+    from aialliance_cli.runtime.api import Overrides, bench_settings, prepare_target
+
+    monkeypatch.delenv("AIA_BENCH_MIN_TIME")
+    mm = matmul_model(tmp_path / "mm.onnx")
+    target = prepare_target(str(mm))
+    assert bench_settings(target, Overrides()).min_time_s == 10.0
+    assert bench_settings(target, Overrides(iterations=5)).min_time_s == 0.0
+    assert bench_settings(target, Overrides(iterations=5, min_time_s=2)).min_time_s == 2.0
+    assert bench_settings(target, Overrides(duration_s=1.0)).min_time_s == 0.0
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: p\nmodel: {mm.name}\nbench: {{iterations: 4, min_time_s: 0.5}}\n")
+    assert bench_settings(prepare_target(str(p)), Overrides()).min_time_s == 0.5
+    # A real loop: 4 runs of a tiny model take far less than 0.5 s, so time decides.
+    r = invoke("bench", p, "--json", "--warmup", "0", "--in-process")
+    assert r.exit_code == 0, r.output
+    (data,) = json.loads(r.stdout)
+    assert data["settings"]["min_time_s"] == 0.5
+    assert data["metrics"]["iterations"] > 4 and data["metrics"]["wall_s"] >= 0.5
+    assert "at least 4 runs and 0.5 s, whichever is longer" in r.stderr
+    r = invoke("bench", p, "--json", "-n", "4", "--warmup", "0", "--in-process")
+    (data,) = json.loads(r.stdout)
+    assert data["metrics"]["iterations"] == 4 and data["settings"]["min_time_s"] == 0.0
+    assert "for 4 runs" in r.stderr
+
+
+def test_min_time_is_checked(tmp_path):
+    mm = matmul_model(tmp_path / "mm.onnx")
+    r = invoke("bench", mm, "--min-time", "-1")
+    assert r.exit_code == 2 and "--min-time must be 0 or more" in r.stderr
+    r = invoke("bench", mm, "--min-time", "1", "--duration", "2")
+    assert r.exit_code == 2 and "--min-time goes with a count" in r.stderr
