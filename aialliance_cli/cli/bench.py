@@ -312,8 +312,6 @@ def bench(
     o.check_positive("--duration", duration)
     o.check_positive("--min-time", min_time, zero_ok=True)
     o.check_positive("--timeout", timeout)
-    if min_time is not None and duration is not None:
-        raise BadInputError("--min-time goes with a count (-n), not with --duration")
     if iterations is not None and duration is not None:
         raise BadInputError("give either --iterations or --duration, not both")
     o.check_percent("--min-coverage", min_coverage)
