@@ -403,6 +403,17 @@ def _ship(spec: dict[str, Any], target: str | None, allow_network: bool) -> byte
         "profile_filename": Path(loaded.path).name if loaded else None,
         "profile_origin": getattr(loaded, "origin", None) if loaded else None,
     }
+    if tgt.tokenizer_dir is not None:  # text profiles: the tokenizer's files travel too
+        files = {
+            f.name: f.read_bytes()
+            for f in sorted(Path(tgt.tokenizer_dir).iterdir())
+            if f.is_file()
+            and f.resolve() != Path(tgt.model_path).resolve()
+            and not f.name.endswith((".onnx", ".onnx.data", ".ort"))
+            and f.stat().st_size <= 64 * 2**20
+        }
+        spec["ship"]["tokenizer_files"] = files
+        spec["ship"]["tokenizer_sha256"] = {k: sha256_bytes(v) for k, v in files.items()}
     spec["profile_name"] = tgt.name
     return data
 

@@ -102,10 +102,19 @@ def _shipped_target(spec: dict[str, Any], model: bytes, workdir: Path) -> Any:
         prof_path = workdir / ship.get("profile_filename", "profile.yaml")
         prof_path.write_text(ship["profile_yaml"], encoding="utf-8")
         loaded = load_profile(prof_path, origin=ship.get("profile_origin"))
+    tokenizer_dir = None
+    if ship.get("tokenizer_files"):
+        tokenizer_dir = workdir / "tokenizer"
+        tokenizer_dir.mkdir()
+        for name, data in ship["tokenizer_files"].items():
+            if sha256_bytes(data) != ship["tokenizer_sha256"][name]:
+                raise RuntimeFailure(f"the shipped tokenizer file {name} arrived corrupted")
+            (tokenizer_dir / Path(name).name).write_bytes(data)
     return Target(
         name=spec.get("profile_name") or path.stem,
         model_path=path,
         loaded=loaded,
+        tokenizer_dir=tokenizer_dir,
         model_info={
             "path": str(path),
             "source": f"shipped by the fleet driver ({ship['driver_path']})",
