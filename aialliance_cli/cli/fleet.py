@@ -557,8 +557,11 @@ def _report(outcome: Any, *, json_: bool, baseline: str | None) -> None:
         from aialliance_cli.cli.output import print_json
 
         print_json(results)
+    sweep = len(results) > len(outcome.nodes)
     for r in results:
         who = ((r.get("fleet") or {}).get("node_name") or "?") + ": "
+        if sweep and (r.get("config") or {}).get("label"):
+            who += f"{r['config']['label']}: "
         for w in r.get("warnings") or []:
             warn(who + w)
     if not json_:
