@@ -153,17 +153,18 @@ def test_fleet_bench_appends_each_node_as_it_finishes(
     assert json.loads(stdout) == records
 
 
-def test_select_on_a_label_runs_only_there(
+def test_select_on_a_label_runs_only_there_and_sweeps_there(
     cluster: Any, node_ids: dict[str, str], model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sel.jsonl"
     p = aia(
         "fleet", "bench", str(model), "--address", cluster.address,
-        "--select", "tier=odd", "-n", "5", "--out", str(out),
+        "--select", "tier=odd", "--threads", "1,2", "-n", "5", "--out", str(out),
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
-    records = _records(out)
-    assert [r["fleet"]["node_id"] for r in records] == [node_ids["local-1"]]
+    records = _records(out)  # a sweep runs per node: two configurations, on local-1 only
+    assert [r["fleet"]["node_id"] for r in records] == [node_ids["local-1"]] * 2
+    assert [r["settings"]["intra_op_threads"] for r in records] == [1, 2]
     assert "local-1" in p.stdout  # the compare table
 
 
