@@ -283,3 +283,25 @@ def test_reference_for_jobs_points_every_job_at_one_file_and_removes_it(tmp_path
     with A.reference_for_jobs(target, jobs) as ref:
         record = A.check_job_outputs(jobs[0]["check_outputs"], A.cpu_session(other), target)
     assert record["passed"] is None and "could not be compared" in record["error"]
+
+
+def test_static_keeps_nodes_whose_input_has_outliers_in_float(tmp_path: Path) -> None:
+    from tests.helpers import tanh_sum_model
+
+    src = tanh_sum_model(tmp_path / "t.onnx")  # x -> MatMul "mm" -> Tanh -> ReduceSum
+    rng = np.random.default_rng(0)
+    calm = [{"x": rng.standard_normal((64, 32)).astype(np.float32)} for _ in range(8)]
+    spiky = [{"x": f["x"].copy()} for f in calm]
+    for f in spiky:
+        f["x"][0, 3] = 60.0  # one value far beyond the rest of the distribution
+    assert Q.outlier_nodes(src, calm) == {}
+    flagged = Q.outlier_nodes(src, spiky)
+    assert list(flagged) == ["mm"] and flagged["mm"] > Q.OUTLIER_RATIO
+    kept = Q.prepare(src, Q.QuantSpec("static", calibration=8), calibration=spiky)
+    assert kept.kept_float == ("mm",)
+    ops = {n.op_type for n in onnx.load(str(kept.path)).graph.node}
+    assert "QuantizeLinear" not in ops  # its only quantizable node stayed float
+    quantized = Q.prepare(src, Q.QuantSpec("static", calibration=8), calibration=calm)
+    assert quantized.kept_float == () and "QuantizeLinear" in {
+        n.op_type for n in onnx.load(str(quantized.path)).graph.node
+    }
