@@ -194,6 +194,14 @@ def _render_nodes(answers: list[Any], *, diff: bool) -> None:
             rows,
         )
     )
+    from aialliance_cli import __version__
+
+    for n, d, _ in answers:
+        theirs = ((d or {}).get("runtime") or {}).get("aia_version")
+        if theirs and theirs != __version__:
+            from aialliance_cli.cli.output import warn
+
+            warn(f"{n.name} runs aia {theirs}, this driver aia {__version__}: install one version")
     for (device, fix), names in unusable.items():
         who = "every node" if len(names) == len(answers) > 1 else ", ".join(names)
         info(f"{who}: {device} present but not usable yet; to unlock: {fix or 'see aia detect'}")

@@ -145,8 +145,16 @@ def merge_node_results(
     runtime = payload.get("runtime") or {}
     out = []
     for r in payload.get("results") or []:
-        r = dict(r)
+        r = {**r, "warnings": list(r.get("warnings") or [])}
         r["fleet"] = fleet_record(node, cluster=cluster, local=local, peers=peers, runtime=runtime)
+        from aialliance_cli import __version__
+
+        theirs = runtime.get("aia_version")
+        if theirs and theirs != __version__:
+            r.setdefault("warnings", []).append(
+                f"node {node.name} runs aia {theirs}, the driver aia {__version__}: install "
+                "the same version on every node so that all run the same benchmark code"
+            )
         ran_on = runtime.get("node_id")
         if ran_on and ran_on != node.node_id:  # NodeAffinity is hard: this would be a Ray bug
             r.setdefault("warnings", []).append(

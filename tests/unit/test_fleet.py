@@ -146,6 +146,9 @@ def test_merge_stamps_each_record_with_its_node() -> None:
     )
     assert r["fleet"]["shares_machine_with"] == ["local-2"]
     assert any("ran on efefef" in w for w in r["warnings"])  # ran on another node: said
+    payload["runtime"]["aia_version"] = "0.0.1"
+    (r,) = merge_node_results(n, payload, cluster="c:1", local=True, peers=[n])
+    assert any("runs aia 0.0.1, the driver aia" in w for w in r["warnings"])
 
 
 def test_compare_tells_nodes_of_one_host_apart() -> None:
