@@ -98,6 +98,13 @@ def tune(
         save=not no_save,
     )
     check_settings(settings)  # bad values exit 2 before the model is even resolved
+    from aialliance_cli.runtime.textgen import is_text_generation
+
+    if is_text_generation(target):
+        raise BadInputError(
+            f"{target} is a text-generation profile; aia tune searches single-inference "
+            "models (tune its decoder's settings with aia bench --threads, docs/generation.md)"
+        )
     from aialliance_cli.cli.output import info, spinner, warn
     from aialliance_cli.runtime.api import prepare_target
     from aialliance_cli.tune.search import tune as run_tune

@@ -375,7 +375,7 @@ class Tuner:
         if stage == "reference":
             # Without the reference nothing can be compared: on a machine so slow that it
             # alone outlasts the budget, it may take up to half the budget more.
-            timeout = max(timeout, 0.5 * self.settings.budget_s, 10.0)
+            timeout = max(timeout, 0.5 * self.settings.budget_s, 20.0)
         python = env.python if env is not None else sys.executable
         result = run_job(job, python=python, timeout_s=timeout, on_event=self.on_event)
         wall = time.monotonic() - started

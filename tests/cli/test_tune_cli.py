@@ -54,6 +54,18 @@ def test_bf16_without_openvino_or_isa_is_bad_input(model: Path) -> None:
     assert "bf16" in res.output
 
 
+def test_an_ep_that_is_nowhere_exit_3(model: Path) -> None:
+    res = runner.invoke(app, ["tune", str(model), "--ep", "cuda", "--budget", "5"])
+    assert res.exit_code == 3, res.output
+    assert "CUDAExecutionProvider" in res.output and "not usable here" in res.output
+
+
+def test_a_text_generation_profile_exit_2() -> None:
+    res = runner.invoke(app, ["tune", "smollm2-135m", "--budget", "5"])
+    assert res.exit_code == 2, res.output
+    assert "text-generation" in res.output
+
+
 def test_missing_model_exit_2(tmp_path: Path) -> None:
     res = runner.invoke(app, ["tune", str(tmp_path / "nope.onnx"), "--budget", "5"])
     assert res.exit_code == 2
