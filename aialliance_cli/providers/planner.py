@@ -327,6 +327,17 @@ def plan(
                 passed.append(PassedOver(spec.name, f"hardware absent: {spec.absent}"))
             continue
         if spec.name not in avail and spec.name != CPU_EP:
+            if all(dev is None and not t.suggest for dev, t in hits):  # OpenVINO on an AMD CPU
+                note = next((t.note for _, t in hits if t.note), "")
+                passed.append(
+                    PassedOver(
+                        spec.name,
+                        "not in this build, and not suggested for this hardware"
+                        + (f" (it {note})" if note else "")
+                        + "; planned if installed",
+                    )
+                )
+                continue
             passed.append(PassedOver(spec.name, f"not in this build: {_install_text(spec)}"))
             continue
 

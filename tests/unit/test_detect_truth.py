@@ -73,3 +73,14 @@ def test_an_ep_of_a_registered_environment_is_shown_available_there() -> None:
     assert r.exit_code == 0, r.output
     if "not in this build" in passed.get("OpenVINOExecutionProvider", ""):  # an Intel CPU
         assert "available in environment 'ov'" in " ".join(r.stdout.split())
+
+
+def test_openvino_is_not_suggested_on_a_non_intel_cpu() -> None:
+    """docs/providers.md: planned when installed on other x86-64 CPUs, never suggested."""
+    passed = {
+        p.ep: p.reason for p in plan(machine("amd", "EPYC"), ["CPUExecutionProvider"]).passed_over
+    }
+    assert "install onnxruntime" not in passed["OpenVINOExecutionProvider"]
+    assert "not suggested" in passed["OpenVINOExecutionProvider"]
+    intel = {p.ep: p.reason for p in plan(machine("intel", "Xeon"), []).passed_over}
+    assert "install onnxruntime-openvino" in intel["OpenVINOExecutionProvider"]
