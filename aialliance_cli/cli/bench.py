@@ -248,7 +248,6 @@ def bench(
         if ep and len(ep) > 1 or (ep and "," in ep[0]):
             raise BadInputError("text-generation bench takes one --ep at a time")
         unsupported = {
-            "--csv": csv or None,
             "--dim": dim,
             "--scenario": scenario,
             "--until-stable": until_stable,
@@ -262,8 +261,6 @@ def bench(
             "--variant": variant,
         }
         given = [k for k, v in unsupported.items() if v]
-        if threads and not threads.isdigit():
-            given.append("--threads with a list")
         if given:
             raise BadInputError(
                 f"{they(given, 'does', 'do')} not apply to text-generation profiles; their "
@@ -274,7 +271,7 @@ def bench(
         bench_generation_cli(
             target,
             ep=ep[0] if ep else None,
-            threads=int(threads) if threads and threads.isdigit() else None,
+            threads=S.parse_int_list("--threads", threads, zero_ok=True),
             strict=strict,
             allow_network=allow_network,
             random_weights=random_weights,
@@ -285,6 +282,7 @@ def bench(
             repetitions=iterations,
             json_=json_,
             md=md,
+            csv=csv,
             out=out,
             options=gen_options(engine, precision, exporter),
         )

@@ -81,7 +81,7 @@ def bench_generation_cli(
     target: str,
     *,
     ep: str | None,
-    threads: int | None,
+    threads: list[int] | int | None,
     strict: bool,
     allow_network: bool,
     random_weights: bool,
@@ -94,7 +94,12 @@ def bench_generation_cli(
     md: bool,
     out: Path | None,
     options: Any = None,
+    csv: bool = False,
 ) -> None:
+    """The grid (--prompt-len x --gen-len x --batch) for each --threads value, as llama-bench.
+
+    Each thread count builds its own session; rows and records come in --threads order.
+    """
     from aialliance_cli import interrupts
     from aialliance_cli.cli.output import print_json, show, spinner, warn_all
     from aialliance_cli.runtime.api import Overrides
@@ -103,33 +108,50 @@ def bench_generation_cli(
     prompt_lens = parse_int_list("--prompt-len", prompt_len)
     gen_lens = parse_int_list("--gen-len", gen_len)
     batches = parse_int_list("--batch", batch)
-    ov = Overrides(ep=ep, threads=threads, strict=strict)
-    with spinner("preparing", enabled=not json_) as update:
-        p = prepare_generation(
-            target,
-            ov,
-            random_weights=random_weights,
-            allow_network=allow_network,
-            status=update,
-            options=options,
-        )
-    with spinner("generating", enabled=not json_):
-        rows, results = bench_text(
-            p,
-            prompt_lens=prompt_lens,
-            gen_lens=gen_lens,
-            batches=batches,
-            warmup=warmup,
-            repetitions=repetitions,
-        )
-    records = [r.to_dict() for r in results]
-    if out is not None:
-        from aialliance_cli.results.store import append_jsonl
+    thread_list: list[int | None] = (
+        [None] if threads is None else [threads] if isinstance(threads, int) else list(threads)
+    )
+    quiet = json_ or csv
+    rows: list[Any] = []
+    records: list[dict[str, Any]] = []
+    for t in thread_list:
+        ov = Overrides(ep=ep, threads=t, strict=strict)
+        with spinner("preparing", enabled=not quiet) as update:
+            p = prepare_generation(
+                target,
+                ov,
+                random_weights=random_weights,
+                allow_network=allow_network,
+                status=update,
+                options=options,
+            )
+        with spinner("generating", enabled=not quiet):
+            t_rows, results = bench_text(
+                p,
+                prompt_lens=prompt_lens,
+                gen_lens=gen_lens,
+                batches=batches,
+                warmup=warmup,
+                repetitions=repetitions,
+            )
+        t_records = [r.to_dict() for r in results]
+        if out is not None:  # each thread count's points as soon as they are measured
+            from aialliance_cli.results.store import append_jsonl
 
-        append_jsonl(out, records)
+            append_jsonl(out, t_records)
+        rows += t_rows
+        records += t_records
+        if any(r["status"] == "interrupted" for r in t_records):
+            break
     warn_all(w for r in records for w in r["warnings"])
     if json_:
         print_json(records)
+    elif csv:
+        import sys
+
+        from aialliance_cli.results.tabular import generation_csv_extra, write_csv
+
+        write_csv(records, sys.stdout, extra=generation_csv_extra(records))
     elif md:
         from aialliance_cli.cli.output import clean
         from aialliance_cli.genai.bench import to_markdown
@@ -143,8 +165,8 @@ def bench_generation_cli(
         show(
             fitted_table(
                 f"aia bench: {p.target.name}{random}, text generation",
-                _COLUMNS,
-                [_row(r) for r in records],
+                _columns(records),
+                [_row(r, threads=len(thread_list) > 1) for r in records],
                 caption=f"EP {ep_label(records[0]) if records else '?'}; engine {p.engine}; "
                 f"{p.export.exporter} {p.export.precision}; "
                 "t/s = tokens per second; per-token = decode step latency",
@@ -175,8 +197,15 @@ _COLUMNS = [
 ]
 
 
-def _row(r: dict[str, Any]) -> list[str]:
+def _columns(records: list[dict[str, Any]]) -> list[Any]:
+    threads = {(r.get("settings") or {}).get("intra_op_threads") for r in records}
+    return [_col("threads", "threads", 1), *_COLUMNS] if len(threads) > 1 else _COLUMNS
+
+
+def _row(r: dict[str, Any], *, threads: bool = False) -> list[str]:
     m, s = r["metrics"], r["settings"]
+    if threads:
+        return [str(s.get("intra_op_threads")), *_row(r)]
 
     def stat(key: str, field: str) -> str:
         v = (m.get(key) or {}).get(field)

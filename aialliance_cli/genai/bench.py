@@ -225,27 +225,34 @@ def to_markdown(results: list[GenBenchResult]) -> str:
     ``pp512`` is prefill of 512 tokens; ``tg128 @ d512`` is generating 128
     tokens after a 512-token prompt (llama-bench's depth notation).
     """
+    # llama-bench adds a threads column when a sweep varies them (-t 1,2).
+    many = len({r.settings.get("intra_op_threads") for r in results}) > 1
+
+    def th(r: GenBenchResult) -> str:
+        return f" {r.settings.get('intra_op_threads')} |" if many else ""
+
+    th_head, th_rule = (" threads |", " ---: |") if many else ("", "")
     lines = [
-        "| model | backend | batch | test | t/s |",
-        "| --- | --- | ---: | ---: | ---: |",
+        f"| model | backend |{th_head} batch | test | t/s |",
+        f"| --- | --- |{th_rule} ---: | ---: | ---: |",
     ]
     for r in results:
         model = r.model + (" (random weights)" if r.random_weights else "")
         be = _short_backend(r.backend)
         m = r.metrics
         lines.append(
-            f"| {model} | {be} | {r.batch} | pp{r.prompt_len} "
+            f"| {model} | {be} |{th(r)} {r.batch} | pp{r.prompt_len} "
             f"| {_rate(m['prefill_tokens_per_s'])} |"
         )
         lines.append(
-            f"| {model} | {be} | {r.batch} | tg{r.gen_len} @ d{r.prompt_len} "
+            f"| {model} | {be} |{th(r)} {r.batch} | tg{r.gen_len} @ d{r.prompt_len} "
             f"| {_rate(m['decode_tokens_per_s'])} |"
         )
     lines += [
         "",
-        "| model | batch | test | TTFT ms p50 | ms/token p50 | p90 | p99 | e2e ms p50 "
+        f"| model |{th_head} batch | test | TTFT ms p50 | ms/token p50 | p90 | p99 | e2e ms p50 "
         "| peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| --- |{th_rule} ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         m = r.metrics
@@ -254,7 +261,7 @@ def to_markdown(results: list[GenBenchResult]) -> str:
         pt = m["per_token_ms"]
         note = " (interrupted)" if r.interrupted else ""
         lines.append(
-            f"| {r.model} | {r.batch} | pp{r.prompt_len}+tg{r.gen_len}{note} "
+            f"| {r.model} |{th(r)} {r.batch} | pp{r.prompt_len}+tg{r.gen_len}{note} "
             f"| {_ms(m['ttft_ms']['p50'])} | {_ms(pt['p50'])} | {_ms(pt['p90'])} "
             f"| {_ms(pt['p99'])} | {_ms(m['e2e_ms']['p50'])} | {rss_s} |"
         )

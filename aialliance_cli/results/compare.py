@@ -83,6 +83,9 @@ def load_many(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[s
         if not loaded.records and not loaded.skipped:
             skipped.append(f"{path}: empty, no results")
         for i, rec in enumerate(loaded.records, 1):
+            from aialliance_cli.results.tabular import as_comparable
+
+            rec = dict(as_comparable(rec))  # text-generation points compare on e2e time
             metrics = rec.get("metrics")
             lat = metrics.get("latency_ms") if isinstance(metrics, Mapping) else None
             if rec.get("kind") != "bench" and not isinstance(lat, Mapping):

@@ -163,8 +163,66 @@ def _ci(record: Mapping[str, Any], i: int) -> float | None:
     return None
 
 
+def as_comparable(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A text-generation bench point in the shape of a plain bench record.
+
+    Its latency is the end-to-end time of one generation (``e2e_ms``), its dims the
+    prompt and generated lengths, its count the repetitions: CSV rows and ``aia
+    compare`` read it like any benchmark. Other records come back unchanged.
+    """
+    if record.get("kind") != "generation-bench":
+        return record
+    metrics = dict(record.get("metrics") or {})
+    settings = dict(record.get("settings") or {})
+    e2e = metrics.get("e2e_ms")
+    if isinstance(e2e, Mapping):
+        metrics["latency_ms"] = {**e2e, "median_ci95": None}
+        batch = settings.get("batch") or 1
+        if e2e.get("mean"):
+            metrics.setdefault("throughput_per_s", 1000.0 / float(e2e["mean"]))
+            metrics.setdefault("samples_per_s", 1000.0 * batch / float(e2e["mean"]))
+    metrics.setdefault("iterations", settings.get("repetitions"))
+    settings.setdefault(
+        "dims", {"prompt_len": settings.get("prompt_len"), "gen_len": settings.get("gen_len")}
+    )
+    return {**record, "metrics": metrics, "settings": settings}
+
+
+GENERATION_CSV_COLUMNS = (
+    "prompt_len",
+    "gen_len",
+    "ttft_ms_p50",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "per_token_ms_p50",
+    "e2e_ms_p50",
+)
+
+
+def generation_csv_extra(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The text-generation figures as extra CSV columns after ``CSV_COLUMNS``."""
+
+    def stat(rec: Mapping[str, Any], key: str, field: str) -> Any:
+        value = get(rec, "metrics", key, field)
+        return _num(value) if isinstance(value, (int, float)) else None
+
+    return [
+        {
+            "prompt_len": get(r, "settings", "prompt_len"),
+            "gen_len": get(r, "settings", "gen_len"),
+            "ttft_ms_p50": stat(r, "ttft_ms", "p50"),
+            "prefill_tokens_per_s": stat(r, "prefill_tokens_per_s", "mean"),
+            "decode_tokens_per_s": stat(r, "decode_tokens_per_s", "mean"),
+            "per_token_ms_p50": stat(r, "per_token_ms", "p50"),
+            "e2e_ms_p50": stat(r, "e2e_ms", "p50"),
+        }
+        for r in records
+    ]
+
+
 def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     """One flat row keyed by ``CSV_COLUMNS``; a missing field is ``""``."""
+    record = as_comparable(record)
     lat = get(record, "metrics", "latency_ms")
     lat = lat if isinstance(lat, Mapping) else {}
     energy = get(record, "metrics", "energy")

@@ -373,6 +373,7 @@ def bench_text(
     accuracy = quantized_accuracy(p)
     results = []
     for r in rows:
+        r.settings["intra_op_threads"] = p.built.spec.intra_op_threads  # --md's threads column
         if accuracy is not None:
             r.metrics["accuracy"] = accuracy
         warnings = list(p.warnings)

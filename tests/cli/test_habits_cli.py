@@ -330,3 +330,63 @@ def test_min_time_is_checked(tmp_path):
     mm = matmul_model(tmp_path / "mm.onnx")
     r = invoke("bench", mm, "--min-time", "-1")
     assert r.exit_code == 2 and "--min-time must be 0 or more" in r.stderr
+
+
+# ---------------------------------------------------------------- text-generation sweeps
+
+
+TINY_GEN = (
+    "name: tiny-gen\ntask: text-generation\n"
+    "model: {huggingface: {id: example/tiny-llama}}\n"
+    "generation:\n  max_new_tokens: 6\n  prompts: ['hello world']\n"
+    "  architecture: {model_type: llama, hidden_size: 64, intermediate_size: 128,\n"
+    "    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,\n"
+    "    vocab_size: 512, max_position_embeddings: 256}\n"
+)
+
+
+@pytest.mark.slow
+def test_text_generation_bench_sweeps_threads_and_writes_csv_md_out(tmp_path):
+    import csv
+    import io
+
+    p = tmp_path / "tiny-gen.yaml"
+    p.write_text(TINY_GEN)
+    out = tmp_path / "g.jsonl"
+    grid = ["--random-weights", "--prompt-len", "8", "--gen-len", "3", "-n", "1", "--warmup", "0"]
+    r = invoke("bench", p, *grid, "--threads", "1,2", "--csv", "--out", out)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["threads"] for row in rows] == ["1", "2"]
+    assert all(row["decode_tokens_per_s"] and row["prompt_len"] == "8" for row in rows)
+    assert all(float(row["latency_ms_p50"]) > 0 for row in rows)  # e2e time of a generation
+    assert len(out.read_text().splitlines()) == 2
+    md = invoke("bench", p, *grid, "--threads", "1,2", "--md")
+    assert md.exit_code == 0, md.output
+    assert "| model | backend | threads | batch | test | t/s |" in md.stdout
+    # aia compare reads text-generation results: e2e time per generation, like for like.
+    cmp = invoke("compare", out, "--json")
+    assert cmp.exit_code == 0, cmp.output
+    data = json.loads(cmp.stdout)
+    assert len(data["rows"]) == 2 and data["rows"][1]["ratio"] is not None
+
+
+def test_generation_points_read_like_bench_records():
+    from aialliance_cli.results.tabular import as_comparable, flatten, generation_csv_extra
+
+    stats = {"mean": 200.0, "p50": 190.0, "min": 150.0, "max": 260.0, "p90": 250.0}
+    rec = {
+        "kind": "generation-bench",
+        "settings": {"batch": 2, "prompt_len": 8, "gen_len": 4, "repetitions": 3},
+        "metrics": {"e2e_ms": stats, "ttft_ms": {"p50": 20.0}, "decode_tokens_per_s": {"mean": 50}},
+    }
+    c = as_comparable(rec)
+    assert c["metrics"]["latency_ms"]["p50"] == 190.0 and c["metrics"]["iterations"] == 3
+    assert c["settings"]["dims"] == {"prompt_len": 8, "gen_len": 4}
+    assert c["metrics"]["samples_per_s"] == pytest.approx(10.0)
+    row = flatten(rec)
+    assert row["latency_ms_p50"] == 190.0 and "prompt_len=8" in row["dims"]
+    (extra,) = generation_csv_extra([rec])
+    assert extra["ttft_ms_p50"] == 20.0 and extra["decode_tokens_per_s"] == 50
+    plain = {"kind": "bench", "metrics": {}}
+    assert as_comparable(plain) is plain
