@@ -401,6 +401,7 @@ def bench(
     with reference, _Display(enabled=not json_, total=len(planned), sweep=sweep) as display:
 
         def on_result(i: int, p: S.Planned, result: dict[str, Any]) -> None:
+            S.name_asked_ep(result, here)  # a failed default-EP row still says which EP
             if tuned is not None and (tuned.record is not None or tuned.notes):
                 result["tuned"] = tuned.result_record()
             if out is not None:

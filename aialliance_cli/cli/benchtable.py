@@ -175,7 +175,7 @@ SPEC: tuple[tuple[str, str, str, int, bool, Cell], ...] = (
     ("rss_mib", "peak MiB", "peak resident memory (MiB)", 8, True, _mib("peak_rss_bytes")),
     ("cpu_pct", "CPU %", "CPU (% of a core)", 8, True, _cpu),
     ("agreement", "fp32 agreement", "agreement vs fp32 CPU", 2, False, _agreement),
-    ("error", "error", "error", 3, False, _error),
+    ("error", "error", "error", 1, False, _error),
 )  # fmt: skip
 
 COLUMN_KEYS = tuple(s[0] for s in SPEC)
@@ -249,7 +249,7 @@ def render(
         title += f" at {_dims_all(results[0])}"  # the sizes measured, never silently 1
     caption = "; ".join(n for n in notes if n) or None
     if sweep:
-        cols = [Column(s[0], s[1], s[3], s[4]) for s in specs]
+        cols = [Column(s[0], s[1], s[3], s[4], shrink=s[0] == "error") for s in specs]
         rows = [[s[5](r) for s in specs] for r in results]
         return fitted_table(title, cols, rows, chosen=[s[0] for s in specs] if columns else None,
                             caption=caption)  # fmt: skip

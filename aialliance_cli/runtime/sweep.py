@@ -420,6 +420,20 @@ def plan_sweep(
     return planned
 
 
+def name_asked_ep(result: dict[str, Any], here: Sequence[str]) -> None:
+    """A failed result of a configuration that took the plan's EP (no --ep) names that EP
+    and its device, as a successful row would."""
+    ep = result.get("ep")
+    if result.get("status") == "ok" or not isinstance(ep, dict) or ep.get("requested"):
+        return
+    if result.get("environment") or not here:
+        return
+    from aialliance_cli.runtime.job import _asked_device
+
+    ep["requested"] = here[0]
+    ep["device"] = ep.get("device") or _asked_device(here[0])
+
+
 def refuse_unavailable(planned: Sequence[Planned]) -> None:
     """Stop before the first configuration runs when an EP is in no environment, saying so
     once (not once per configuration after the others have run)."""

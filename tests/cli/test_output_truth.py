@@ -149,3 +149,12 @@ def test_openvino_fallback_in_a_registered_env_warns_with_json(mm, tmp_path):
     )
     (fb,) = data["ep"]["fallbacks"]
     assert fb["error"] in " ".join(data["warnings"])  # the whole reason, in the record
+
+
+def test_failed_row_of_the_default_ep_names_it(tmp_path):
+    model = fixed_batch_model(tmp_path / "fixed.onnx")
+    r = invoke("bench", model, "--csv", "-n", "3", "--batch", "1,2")
+    assert r.exit_code == 1, r.output
+    ok, failed = csv.DictReader(io.StringIO(r.stdout))
+    assert failed["status"] == "failed"
+    assert (failed["ep"], failed["device"]) == (ok["ep"], ok["device"])
