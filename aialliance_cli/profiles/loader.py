@@ -106,6 +106,8 @@ def _read(path: Path) -> tuple[str, str]:
         raise ProfileError(f"Profile {shown} is a directory; give a profile file (.yaml).")
     if not path.exists():
         raise ProfileError(f"Profile file {shown} does not exist.")
+    if not path.is_file():  # a FIFO would block, a device never end
+        raise ProfileError(f"Profile {shown} is not a regular file; give a profile file (.yaml).")
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_PROFILE_BYTES + 1)

@@ -240,3 +240,18 @@ def test_a_profile_larger_than_the_bound_is_refused(tmp_path) -> None:
     big.write_text("name: big\nmodel: m.onnx\ndescription: " + "x" * MAX_PROFILE_BYTES + "\n")
     with pytest.raises(ProfileError, match="larger than 1 MiB"):
         load_profile(big)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs here")
+def test_a_profile_that_is_a_fifo_or_device_is_refused_without_blocking(tmp_path) -> None:
+    import os
+
+    from aialliance_cli.profiles.loader import load_profile
+
+    fifo = tmp_path / "p.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ProfileError, match="not a regular file"):
+        load_profile(fifo)
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ProfileError, match="not a regular file"):
+            load_profile(__import__("pathlib").Path("/dev/zero"))
