@@ -79,7 +79,8 @@ def bench(
         Path | None,
         typer.Option(
             "--out",
-            help="Append one JSON line per configuration here, each as soon as it finishes.",
+            help="Append one JSON line per configuration here, each as soon as it finishes "
+            "('-': JSON Lines on stdout instead of the table).",
         ),
     ] = None,
     strict: o.Strict = False,
@@ -232,6 +233,13 @@ def bench(
     from aialliance_cli.runtime.api import Overrides, bench_settings, prepare_target
     from aialliance_cli.runtime.textgen import is_text_generation
 
+    stream = out is not None and str(out) == "-"  # JSON Lines on stdout, one per configuration
+    if stream:
+        if json_ or csv:
+            raise BadInputError("--out - prints JSON Lines on stdout: not with --json or --csv")
+        if is_text_generation(target):
+            raise BadInputError("--out - is for plain benches; text-generation bench: --json")
+        out = None
     if out is not None:
         from aialliance_cli.results.store import check_writable
 
@@ -404,6 +412,13 @@ def bench(
             S.name_asked_ep(result, here)  # a failed default-EP row still says which EP
             if tuned is not None and (tuned.record is not None or tuned.notes):
                 result["tuned"] = tuned.result_record()
+            if stream:
+                import sys
+
+                from aialliance_cli.results.store import dumps
+
+                sys.stdout.write(dumps(result) + "\n")
+                sys.stdout.flush()
             if out is not None:
                 from aialliance_cli.cli.output import error, warn
                 from aialliance_cli.errors import AiaError
@@ -434,6 +449,8 @@ def bench(
 
         _warn_results(outcome.results, sweep=sweep)
         write_csv(outcome.results, clean_stdout())
+    elif stream:
+        _warn_results(outcome.results, sweep=sweep)
     else:
         _report(outcome, planned, sweep=sweep, json_=json_, columns=chosen)
     code = outcome.exit_code

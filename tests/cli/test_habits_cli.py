@@ -390,3 +390,14 @@ def test_generation_points_read_like_bench_records():
     assert extra["ttft_ms_p50"] == 20.0 and extra["decode_tokens_per_s"] == 50
     plain = {"kind": "bench", "metrics": {}}
     assert as_comparable(plain) is plain
+
+
+def test_out_dash_streams_json_lines_on_stdout(tmp_path):
+    mm = matmul_model(tmp_path / "mm.onnx")
+    r = invoke("bench", mm, "--out", "-", "-n", "2", "--warmup", "0", "--batch", "1,2")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert [json.loads(x)["settings"]["batch"] for x in lines] == [1, 2]  # one line each
+    assert not (tmp_path / "-").exists()
+    r = invoke("bench", mm, "--out", "-", "--json")
+    assert r.exit_code == 2 and "--out -" in r.stderr
