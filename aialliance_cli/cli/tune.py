@@ -215,6 +215,8 @@ def _render(outcome: Any) -> None:
             f"machine load before tuning: {load.get('cpu_busy_percent', 0):.0f}% of the CPUs "
             f"(load average {load.get('loadavg_1m') or 0:.1f}); recorded with the winner"
         )
+    if outcome.interrupted:
+        info("interrupted: the table covers what was measured; no record was written")
     if outcome.record_path:
         info(f"remembered in {outcome.record_path}; aia run and aia bench use it (--no-tuned: not)")
 

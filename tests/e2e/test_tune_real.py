@@ -217,3 +217,37 @@ def test_tune_the_default_profile(shared_models) -> None:
         if row["config"]["precision"] == "int8-dynamic" and row["status"] != "failed":
             assert row["accuracy"]["metric"] == "cosine" and row["accuracy"]["inputs"] == 16
             assert row["status"] == ("ok" if row["accuracy"]["value"] >= 0.99 else "rejected")
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_what_was_measured_and_writes_no_record(profile: Path, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aialliance_cli", "tune", str(profile), "--budget", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    # Wait until the second trial starts (the reference has a measurement by then).
+    seen = ""
+    deadline = time.monotonic() + 90
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if line.startswith("[2]"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, seen + err
+    assert "fp32 cpu" in out and "no record was written" in seen + err
+    from aialliance_cli.tune import records
+
+    assert records.list_records() == []
