@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,56 @@ def tanh_embedding_model(path: Path, vocab: int = 200, dim: int = 16) -> Path:
     axes = numpy_helper.from_array(np.array([-1], dtype=np.int64), "axes")
     graph = helper.make_graph(nodes, "enc", [ids, mask], [out], initializer=[table, w, axes])
     return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+# ----------------------------------------------------------------------------- processes
+# Finding aia's worker and the moment it measures, from /proc (Linux).
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _worker_of(proc: subprocess.Popen[str], timeout: float = 90) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for child in _children(proc.pid):
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"aialliance_cli.runtime.worker" in cmd:
+                return child
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no worker started")
+
+
+def _writes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _wait_for_loop(worker: int, timeout: float = 90) -> None:
+    """Until the worker is in its measuring loop: it then reports progress ten times a
+    second, so its count of write calls grows in every quarter second (before the loop
+    it writes a status line now and then)."""
+    end = time.monotonic() + timeout
+    prev, streak = _writes(worker), 0
+    while time.monotonic() < end:
+        time.sleep(0.25)
+        try:
+            cur = _writes(worker)
+        except OSError:
+            return
+        streak = streak + 1 if cur > prev else 0
+        prev = cur
+        if streak >= 4:
+            return
+    raise AssertionError("the worker never started measuring")

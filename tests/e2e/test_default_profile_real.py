@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 from aialliance_cli.cli.main import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import matmul_model  # noqa: E402
+from helpers import _wait_for_loop, _worker_of, matmul_model  # noqa: E402
 
 runner = CliRunner()
 
@@ -99,7 +98,8 @@ def test_ctrl_c_keeps_measured_iterations(tmp_path):
         stderr=subprocess.PIPE,
         env=env,
     )
-    time.sleep(4)
+    # At the first measured iterations, however slow the machine is today.
+    _wait_for_loop(_worker_of(proc))
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import matmul_model  # noqa: E402
+from helpers import _wait_for_loop, _worker_of, matmul_model  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and signals")
 
@@ -50,55 +50,6 @@ def _aia(tmp: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(x) for x in text.split()]
-
-
-def _worker_of(proc: subprocess.Popen[str], timeout: float = 90) -> int:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for child in _children(proc.pid):
-            try:
-                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"aialliance_cli.runtime.worker" in cmd:
-                return child
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError("no worker started")
-
-
-def _writes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("syscw:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _wait_for_loop(worker: int, timeout: float = 90) -> None:
-    """Until the worker is in its measuring loop: it then reports progress ten times a
-    second, so its count of write calls grows in every quarter second (before the loop
-    it writes a status line now and then)."""
-    end = time.monotonic() + timeout
-    prev, streak = _writes(worker), 0
-    while time.monotonic() < end:
-        time.sleep(0.25)
-        try:
-            cur = _writes(worker)
-        except OSError:
-            return
-        streak = streak + 1 if cur > prev else 0
-        prev = cur
-        if streak >= 4:
-            return
-    raise AssertionError("the worker never started measuring")
 
 
 def _gone(pid: int, within: float = 5.0) -> bool:
