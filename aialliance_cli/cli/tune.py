@@ -20,7 +20,7 @@ def tune(
     target: o.Target = None,
     budget: Annotated[
         float,
-        typer.Option("--budget", help="Seconds the whole search may take (default 180)."),
+        typer.Option("--budget", help="Seconds the whole search may take."),
     ] = 180.0,
     objective: Annotated[
         str,
@@ -43,7 +43,7 @@ def tune(
         typer.Option(
             "--precision",
             help="Only these precisions (comma list): fp32, int8-dynamic, int8-dynamic-tensor, "
-            "int8-dynamic-u8, int8-static, bf16, fp16.",
+            "int8-dynamic-u8, int8-static, bf16, fp16, variant:NAME (a variant of the profile).",
         ),
     ] = None,
     min_accuracy: Annotated[
