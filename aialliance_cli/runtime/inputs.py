@@ -399,6 +399,7 @@ def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]
         raise BadInputError(f"input file {path} is a directory, not a .npy or .npz file")
     if not path.is_file():
         raise BadInputError(f"input file {path} does not exist")
+    _check_unpacked_size(path)
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
@@ -420,6 +421,29 @@ def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]
             f"cannot read input file {path} as a NumPy .npy/.npz array file: {exc}"
         ) from exc
     return {key or path.stem: arr}
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a .npy/.npz whose arrays would not fit in half the available memory, before
+    reading it: a small .npz can hold gigabytes of zeros (its members are compressed)."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                size = sum(info.file_size for info in zf.infolist())
+        else:
+            size = path.stat().st_size
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except (OSError, zipfile.BadZipFile, ImportError):
+        return  # np.load reports what is wrong with the file
+    if size > available // 2:
+        raise BadInputError(
+            f"input file {path} unpacks to {size / 2**30:.1f} GiB, more than half of the "
+            f"{available / 2**30:.1f} GiB available"
+        )
 
 
 def check_feeds(specs: Sequence[InputSpec], feeds: Mapping[str, np.ndarray]) -> None:

@@ -406,3 +406,9 @@ def test_absurd_numbers_of_other_commands_are_refused(
     hostile_dir: Path, args: list[str], option: str
 ) -> None:
     assert_refused(invoke(*args), option)
+
+
+def test_npz_that_unpacks_past_memory_is_refused_before_reading(hostile_dir: Path) -> None:
+    """npz-bomb.npz: 64 members, each declaring 4 GiB, in 8 KB of file."""
+    result = invoke("run", "model.onnx", "--input", "npz-bomb.npz")
+    assert_refused(result, "npz-bomb.npz", "unpacks to 256.0 GiB")
