@@ -412,3 +412,27 @@ def test_npz_that_unpacks_past_memory_is_refused_before_reading(hostile_dir: Pat
     """npz-bomb.npz: 64 members, each declaring 4 GiB, in 8 KB of file."""
     result = invoke("run", "model.onnx", "--input", "npz-bomb.npz")
     assert_refused(result, "npz-bomb.npz", "unpacks to 256.0 GiB")
+
+
+def test_real_console_script_on_hostile_files(hostile_dir: Path) -> None:
+    """The installed entry point (not CliRunner): exit codes and escaping hold end to end."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+
+    def aia(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    laughs = aia("profiles", "validate", "billion-laughs.yaml")
+    assert laughs.returncode == 2 and "aliases expand" in laughs.stderr, laughs.stderr
+    names = aia("compare", "escape-names.jsonl")
+    assert names.returncode == 0, names.stderr
+    assert_no_raw_control(names.stdout + names.stderr)
+    outside = aia("inspect", "external-dotdot.onnx")
+    assert outside.returncode == 2 and "outside its folder" in outside.stderr, outside.stderr
+    for proc in (laughs, names, outside):
+        assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
