@@ -77,3 +77,30 @@ def test_bench_parent_leaves_onnxruntime_to_its_worker(tmp_path: Path) -> None:
     assert line == "HEAVY="
     (result,) = json.loads(runs[1].stdout)
     assert result["status"] == "ok" and result["metrics"]["latency_ms"]["p50"] > 0
+
+
+_HEAVY = ("torch", "optimum", "transformers", "ray", "onnx")
+
+
+def _heavy_after(args: tuple[str, ...], home: Path) -> list[str]:
+    code = (
+        "import sys\n"
+        "from aialliance_cli.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        f"print('HEAVY=' + ','.join(m for m in {_HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "AIA_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
+    )
+    line = next(x for x in out.stderr.splitlines() if x.startswith("HEAVY="))
+    return [m for m in line[len("HEAVY=") :].split(",") if m]
+
+
+def test_help_and_detect_import_no_heavy_module(tmp_path: Path) -> None:
+    """`aia --help` and `aia detect` (cold detect cache, then warm) stay light."""
+    for args in (("--help",), ("detect",), ("detect", "--json"), ("fleet", "--help")):
+        assert _heavy_after(args, tmp_path / "home") == [], args
