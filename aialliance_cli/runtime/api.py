@@ -12,7 +12,6 @@ Nothing here prints; callers pass callbacks for status and progress.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1182,14 +1181,6 @@ def _gpu_memory(p: Prepared) -> dict[str, Any]:
         return {"gpu_memory_used_bytes": int(info.used), "gpu_memory_total_bytes": int(info.total)}
     except Exception as exc:  # no NVML: say so rather than guess
         return {"gpu_memory_used_bytes": None, "gpu_memory_note": f"not available: {exc}"}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def machine_summary(inventory: Any) -> str:

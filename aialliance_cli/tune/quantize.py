@@ -294,20 +294,11 @@ def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
     return h.hexdigest()
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) within the process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+    """sha256 of a file's bytes (memoised by its stat, shared with the FLOP facts)."""
+    from aialliance_cli.analysis.facts import content_digest
+
+    return content_digest(path)
 
 
 def prepared_key(

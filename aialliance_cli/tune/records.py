@@ -67,37 +67,11 @@ def fingerprint_id(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def model_sha256(model_path: Path) -> str:
-    """The content hash of a model, cached beside the records by path, size and mtime."""
-    model_path = Path(model_path)
-    st = model_path.stat()
-    cache = records_dir() / ".sha256-cache.json"
-    key = f"{model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), str):
-        return known[key]
-    digest = file_sha256(model_path)
-    try:
-        from aialliance_cli.results.store import write_json_atomic
+    """The content hash of a model (memoised by its stat, shared with the FLOP facts)."""
+    from aialliance_cli.analysis.facts import content_digest
 
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        known = known if isinstance(known, dict) else {}
-        known[key] = digest
-        write_json_atomic(cache, dict(list(known.items())[-200:]))
-    except Exception:  # a cache that cannot be written only costs time
-        pass
-    return digest
+    return content_digest(model_path)
 
 
 def record_key(fp_id: str, model_sha: str, ort: str, objective: str) -> str:
