@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -79,15 +78,9 @@ def store(section: str, value: Any) -> None:
     data["fingerprint"] = key
     data.setdefault("sections", {})[section] = {"time": time.time(), "value": value}
     with contextlib.suppress(OSError, TypeError, ValueError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".machine.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from aialliance_cli.atomicfile import write_text_atomic
+
+        write_text_atomic(path, json.dumps(data))
 
 
 def clear() -> None:

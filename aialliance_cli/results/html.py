@@ -8,8 +8,6 @@ can be attached to a ticket. All text from result files is escaped.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -342,28 +340,13 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_html(path: str | Path, html_text: str) -> Path:
-    """Write the report atomically (a reader never sees half a page)."""
+    """Write the report atomically (a reader never sees half a page), shared like any file."""
+    from aialliance_cli.atomicfile import write_text_atomic
     from aialliance_cli.errors import BadInputError
 
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return write_text_atomic(path, html_text, shared=True)
     except OSError as exc:
         raise BadInputError(f"cannot write the HTML report {path}: {exc.strerror}") from exc
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is shared like any file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html_text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
