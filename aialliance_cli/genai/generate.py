@@ -138,6 +138,11 @@ class Generator:
         provider = session.get_providers()[0]
         self.provider = provider
         self.device = _DEVICE_OF_EP.get(provider, "cpu")
+        # numpy type of the logits, for writing them straight into a host array (None: unknown)
+        from aialliance_cli.genai.export import _ORT_TO_NUMPY
+
+        types = {o.name: o.type for o in session.get_outputs()}
+        self._logits_dtype = _ORT_TO_NUMPY.get(types.get(self.info.logits_name, ""))
         vocab = self.info.vocab_size
         if tokenizer is not None and vocab is not None and tokenizer.vocab_size > vocab:
             raise ModelError(
@@ -210,7 +215,23 @@ class Generator:
             for name, value in zip(info.past_names, past, strict=True):
                 binding.bind_ortvalue_input(name, value)
         decode_logits = state.get("logits") if state is not None and not first else None
-        if decode_logits is None:
+        prefill_logits = None
+        if (
+            first
+            and info.share_buffer
+            and state is not None
+            and self.device == "cpu"
+            and self._logits_dtype
+            and info.vocab_size
+        ):
+            # ONNX Runtime writes the prompt's logits into this array: no copy of
+            # (batch, prompt, vocab) floats out of an output value
+            import onnxruntime as ort
+
+            prefill_logits = np.empty((*ids.shape, info.vocab_size), dtype=self._logits_dtype)
+            state["prefill_value"] = ort.OrtValue.ortvalue_from_numpy(prefill_logits)
+            binding.bind_ortvalue_output(info.logits_name, state["prefill_value"])
+        elif decode_logits is None:
             binding.bind_output(info.logits_name, "cpu")
         if info.share_buffer:  # GroupQueryAttention writes the new entries in place
             if first:
@@ -235,8 +256,12 @@ class Generator:
             ) from None
         if decode_logits is not None:
             return decode_logits[:, -1, :], past
-        outs = binding.get_outputs()
-        logits = outs[0].numpy()[:, -1, :]
+        if prefill_logits is not None:
+            logits = prefill_logits[:, -1, :]
+            outs: list[Any] = []
+        else:
+            outs = binding.get_outputs()
+            logits = outs[0].numpy()[:, -1, :]
         if info.share_buffer and state is not None and self.device == "cpu":
             # Decode steps write their (batch, 1, vocab) logits into one host array bound
             # once: no output objects to wrap per step, no allocation.
