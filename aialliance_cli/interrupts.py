@@ -6,7 +6,9 @@ partial result on Ctrl-C keeps it on ``kill``, ``timeout`` or a closed
 terminal too. :func:`exit_code` is 130, 143 or 129 after the first of
 SIGINT, SIGTERM or SIGHUP, 130 when none came (an in-process KeyboardInterrupt).
 :func:`deferred` holds the signals back while a few lines must be written whole,
-or the statistics of what was measured are computed.
+or the statistics of what was measured are computed. After the first signal,
+further ones within ``INSIST_AFTER_S`` are only recorded: aia is already
+stopping, and a second Ctrl-C must not lose what the first one is keeping.
 The core never imports typer or rich; this module imports neither.
 """
 
@@ -34,10 +36,22 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+# A later signal within this many seconds of the first is only recorded: aia is
+# already stopping and keeping what was measured; one that comes later still acts.
+INSIST_AFTER_S = 15.0
+_first_at: float | None = None
+
+
 def _handler(signum: int, frame: Any) -> None:
-    global _first
+    global _first, _first_at
+    import time
+
+    now = time.monotonic()
     if _first is None:
         _first = signum
+    if _first_at is not None and now - _first_at < INSIST_AFTER_S:
+        return  # a second signal must not lose what the first one is saving
+    _first_at = now
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
@@ -63,9 +77,13 @@ def received() -> int | None:
 
 def note(signum: int) -> None:
     """Record ``signum`` as received (for a signal seen some other way)."""
-    global _first
+    global _first, _first_at
     if _first is None:
         _first = signum
+    if _first_at is None:
+        import time
+
+        _first_at = time.monotonic()
 
 
 def exit_code() -> int:
@@ -73,10 +91,45 @@ def exit_code() -> int:
     return 128 + int(_first if _first is not None else signal.SIGINT)
 
 
+_STRAY_CHECKS: list[Any] = []
+
+
+def on_exit_check(still_running: Any) -> None:
+    """Register ``still_running() -> bool``: true when native threads that cannot be
+    stopped (a LoadGen run stopped by a signal) are still busy, so :func:`exit_now`
+    must end the process without the interpreter's shutdown."""
+    if still_running not in _STRAY_CHECKS:
+        _STRAY_CHECKS.append(still_running)
+
+
+def exit_now(code: int) -> None:
+    """aia is about to exit with ``code``. After a signal, further ones are ignored from
+    here on (the interpreter's shutdown would restore their default action, and a second
+    SIGTERM would then kill aia before its exit code is set). End now if a registered
+    check says native threads are still busy (after the exit handlers and a flush);
+    otherwise return and let the caller exit."""
+    if _first is not None and threading.current_thread() is threading.main_thread():
+        for sig in HANDLED:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_IGN)
+    if not any(check() for check in _STRAY_CHECKS):
+        return
+    import atexit
+    import sys
+
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def reset() -> None:
     """Forget the received signal (tests that run several commands in one process)."""
-    global _first
+    global _first, _first_at
     _first = None
+    _first_at = None
 
 
 class Hold:
@@ -90,12 +143,27 @@ class Hold:
     Python runs handlers only there.
     """
 
-    def __init__(self, *, reraise: bool = True) -> None:
+    def __init__(self, *, reraise: bool = True, let_first: bool = False) -> None:
         self.reraise = reraise
         self.pending: list[int] = []
         self._old: dict[int, Any] = {}
+        # let_first: the first signal acts at once (KeyboardInterrupt / Terminated) and
+        # only the later ones are held, until :meth:`close_gate`; ``fired`` says it came.
+        self.let_first = let_first
+        self.fired: int | None = None
+
+    def close_gate(self) -> None:
+        """From now on every signal is held (e.g. once a measurement is taken)."""
+        self.let_first = False
 
     def _hold(self, signum: int, frame: Any) -> None:
+        if self.let_first and self.fired is None:
+            self.let_first = False  # one signal stops the work; a second must not stop the rest
+            self.fired = signum
+            note(signum)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
         self.pending.append(signum)
 
     def start(self) -> None:

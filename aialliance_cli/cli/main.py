@@ -106,4 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         command(args=argv, prog_name="aia")
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted\n")
+        interrupts.exit_now(interrupts.exit_code())
         sys.exit(interrupts.exit_code())
+    except SystemExit as exc:
+        # A LoadGen stopped by a signal may still be in its own threads: do not wait.
+        interrupts.exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
+        raise

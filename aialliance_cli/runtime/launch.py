@@ -364,23 +364,26 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 def run_in_process(job: dict[str, Any], *, on_event: Event | None = None) -> dict[str, Any]:
     """The same measurement as a worker's, in this process (no isolation, no timeout).
 
-    Once the loop is over, signals wait for the statistics; then WorkerInterrupted
-    carries the finished result.
+    The first signal stops the loop (as in a worker); any later one, and every
+    signal once the loop is over, waits until the statistics are done and the
+    result is made, so no second signal can lose the measurement. Then
+    WorkerInterrupted carries the result.
     """
     from aialliance_cli import interrupts
     from aialliance_cli.runtime.worker import execute  # the layer below: measuring here
 
-    hold = interrupts.Hold(reraise=False)
+    hold = interrupts.Hold(reraise=False, let_first=True)
 
     def events(event: dict[str, Any]) -> None:
         if event.get("event") == "measured":
-            hold.start()
+            hold.close_gate()
         if on_event is not None:
             on_event(event)
 
     with hold:
+        hold.start()
         result = execute(job, events)
-    if result.get("status") == "interrupted" or hold.pending:
+    if result.get("status") == "interrupted" or hold.pending or hold.fired is not None:
         raise WorkerInterrupted(result)
     return result
 

@@ -15,6 +15,14 @@ Library's load/unload are no-ops because the inputs already sit in memory.
 - offline: one query of all samples, split into batches of ``max_batch``.
 
 LoadGen owns process-global state, so one run at a time (a lock enforces it).
+
+A signal (KeyboardInterrupt) during a run keeps what was measured: LoadGen runs
+in a thread of its own while the calling thread waits, so the signal is seen at
+once; the SUT then answers LoadGen's remaining queries without running the
+model, and :class:`LoadGenInterrupted` carries a report built from aia's own
+record of the queries completed until then (LoadGen has no way to stop a test
+early). A LoadGen that does not finish within ``DRAIN_S`` is left to the
+process's exit (:func:`still_running`), which then must be immediate.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import math
 import re
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +56,17 @@ DEFAULT_SERVER_LATENCY_MS = 100.0
 DEFAULT_MULTI_STREAM_SAMPLES = 8
 
 _RUN_LOCK = threading.Lock()
+# After a signal, LoadGen gets this long to issue its remaining queries (answered at once).
+DRAIN_S = 3.0
+_STRAY: list[threading.Thread] = []  # LoadGen runs that did not end after a signal
+
+
+def still_running() -> bool:
+    """True when a LoadGen run stopped by a signal did not end within ``DRAIN_S``: its
+    SUT and sample library were never destroyed, maybe still in use by LoadGen's own
+    threads, so the process must end with ``os._exit`` (an interpreter shutdown would
+    wait for them, or crash tearing them down)."""
+    return bool(_STRAY)
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,16 @@ class LoadGenReport:
             "settings": dict(self.settings),
             "notes": list(self.notes),
         }
+
+
+class LoadGenInterrupted(KeyboardInterrupt):
+    """A signal stopped a LoadGen run; ``report`` holds what aia recorded until then
+    (``valid`` False, ``interrupted`` in its notes), ``signal_exc`` the interrupt itself."""
+
+    def __init__(self, report: LoadGenReport, signal_exc: BaseException) -> None:
+        super().__init__("interrupted")
+        self.report = report
+        self.signal_exc = signal_exc
 
 
 def normalize_scenario(name: str) -> Scenario:
@@ -183,38 +213,94 @@ class _Sut:
         self.t_first: float | None = None
         self.t_last: float | None = None
         self.error: BaseException | None = None
+        # aia's own record of completed queries (seconds from issue to completion), kept
+        # for a run that a signal stops: one float per query, in a compact array.
+        self.query_latency_s = array("d")
+        self.stopping = False  # after a signal: answer every query without running the model
 
     def issue(self, query_samples: Sequence[Any]) -> None:
+        t_issue = time.perf_counter()
         with self.lock:
             if self.t_first is None:
-                self.t_first = time.perf_counter()
+                self.t_first = t_issue
         samples = [(q.id, q.index) for q in query_samples]
         if self.pool is None:
-            self._run(samples)
+            self._run(samples, t_issue)
             return
         if self.scenario == "server":
             for one in samples:  # one sample per query; each on its own worker
-                self.pool.submit(self._run, [one])
+                self.pool.submit(self._run, [one], t_issue)
         else:  # one task per query, looping over its batches: cheap to issue
-            self.pool.submit(self._run_batches, samples)
+            self.pool.submit(self._run_batches, samples, t_issue)
 
-    def _run_batches(self, samples: list[tuple[int, int]]) -> None:
+    def _run_batches(self, samples: list[tuple[int, int]], t_issue: float) -> None:
+        last = len(samples) - self.max_batch
         for i in range(0, len(samples), self.max_batch):
-            self._run(samples[i : i + self.max_batch])
+            self._run(samples[i : i + self.max_batch], t_issue if i >= last else None)
 
-    def _run(self, samples: list[tuple[int, int]]) -> None:
-        if self.error is None:
+    def _run(self, samples: list[tuple[int, int]], t_issue: float | None = None) -> None:
+        ran = False
+        if self.error is None and not self.stopping:
             try:
                 self.infer([idx for _, idx in samples])
+                ran = True
             except BaseException as exc:  # LoadGen waits forever unless every sample completes
                 with self.lock:
                     if self.error is None:
                         self.error = exc
         responses = [self.lg.QuerySampleResponse(qid, 0, 0) for qid, _ in samples]
         self.lg.QuerySamplesComplete(responses)
+        if not ran:
+            return  # answered without inference: not part of the measurement
         with self.lock:
             self.samples_done += len(samples)
             self.t_last = time.perf_counter()
+            if t_issue is not None:  # the last batch of its query
+                self.query_latency_s.append(self.t_last - t_issue)
+
+    def partial_report(
+        self, log_dir: Path, settings: dict[str, Any], notes: list[str], why: str
+    ) -> LoadGenReport:
+        """What aia recorded of the completed queries, as a report (for an interrupted run)."""
+        with self.lock:
+            lat = sorted(self.query_latency_s)
+            samples = self.samples_done
+            duration = (
+                self.t_last - self.t_first
+                if self.t_first is not None and self.t_last is not None
+                else 0.0
+            )
+
+        def pct(q: float) -> float:  # nearest rank
+            return lat[min(len(lat) - 1, max(0, math.ceil(q / 100 * len(lat)) - 1))] * 1000
+
+        latency_ms = {} if not lat else {
+            label: pct(float(label[1:])) for label in PERCENTILES
+        }  # fmt: skip
+        return LoadGenReport(
+            scenario=self.scenario,
+            valid=False,
+            invalid_reasons=[why],
+            qps=samples / duration if duration > 0 else 0.0,
+            latency_ms=latency_ms,
+            samples_processed=samples,
+            mean_latency_ms=sum(lat) / len(lat) * 1000 if lat else math.nan,
+            min_latency_ms=lat[0] * 1000 if lat else math.nan,
+            max_latency_ms=lat[-1] * 1000 if lat else math.nan,
+            query_count=len(lat),
+            duration_s=duration,
+            summary_path=log_dir / "mlperf_log_summary.txt",
+            detail_path=log_dir / "mlperf_log_detail.txt",
+            raw_summary={},
+            settings=settings,
+            notes=notes
+            + [
+                "interrupted: the metrics are aia's record of the queries completed before "
+                "the signal (samples / first issue to last completion; per-query latency "
+                "issue to completion); LoadGen's own logs, if written, also count the "
+                "queries answered without inference after it."
+            ],
+        )
 
     def flush(self) -> None:
         pass
@@ -276,6 +362,7 @@ def run_scenario(
     max_duration_s: float | None = None,
     log_dir: Path,
     on_tick: Callable[[int, float], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> LoadGenReport:
     """Run one LoadGen scenario in PerformanceOnly mode and parse its logs.
 
@@ -286,6 +373,10 @@ def run_scenario(
     ``min_duration_s``) and server's target QPS (half the measured
     one-sample throughput, times ``server_threads``). ``on_tick(samples, elapsed_s)``
     is called about twice a second while LoadGen runs (progress for the user).
+
+    A KeyboardInterrupt (SIGINT, or SIGTERM/SIGHUP turned into one) while LoadGen runs
+    raises :class:`LoadGenInterrupted` with what was measured; ``on_stop()`` is called
+    first, at once (e.g. to hold further signals back).
     """
     name = normalize_scenario(scenario)
     performance_samples = performance_samples or total_samples
@@ -375,19 +466,61 @@ def run_scenario(
     log.enable_trace = False
 
     sut_impl = _Sut(lg, infer, name, max_batch, server_threads)
-    with _RUN_LOCK:
-        sut = lg.ConstructSUT(sut_impl.issue, sut_impl.flush)
-        qsl = lg.ConstructQSL(total_samples, performance_samples, _noop, _noop)
-        ticker = _Ticker(sut_impl, on_tick) if on_tick is not None else None
+    if still_running() or not _RUN_LOCK.acquire(timeout=DRAIN_S):
+        raise RuntimeFailure("An interrupted LoadGen run is still finishing in this process.")
+    sut = lg.ConstructSUT(sut_impl.issue, sut_impl.flush)
+    qsl = lg.ConstructQSL(total_samples, performance_samples, _noop, _noop)
+    ticker = _Ticker(sut_impl, on_tick) if on_tick is not None else None
+    ended = threading.Event()
+    failure: list[BaseException] = []
+
+    def start() -> None:
         try:
             # A missing audit file inside log_dir: a stray ./audit.config must not alter the run.
             lg.StartTestWithLogSettings(sut, qsl, ts, log, str(log_dir / "audit.config"))
+        except BaseException as exc:
+            failure.append(exc)
         finally:
+            ended.set()
+
+    def cleanup() -> None:
+        sut_impl.close()
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+        _RUN_LOCK.release()
+
+    # LoadGen runs in a thread: the calling thread stays free to see a signal at once.
+    thread = threading.Thread(target=start, name="aia-loadgen", daemon=True)
+    try:
+        thread.start()
+        while not ended.wait(0.2):
+            pass
+    except KeyboardInterrupt as exc:
+        sut_impl.stopping = True  # LoadGen's remaining queries are answered at once
+        if on_stop is not None:
+            on_stop()
+        from aialliance_cli import interrupts
+
+        with interrupts.Hold(reraise=False) as hold:  # a second signal must not lose this
+            hold.start()
             if ticker is not None:
                 ticker.stop()
-            sut_impl.close()
-            lg.DestroyQSL(qsl)
-            lg.DestroySUT(sut)
+            finished = not thread.is_alive() or ended.wait(DRAIN_S)
+            why = f"interrupted by a signal after {sut_impl.samples_done} samples"
+            report = sut_impl.partial_report(log_dir, settings, notes, why)
+            if finished:
+                cleanup()
+            else:  # the process ends without waiting for it (still_running)
+                _STRAY.append(thread)
+                interrupts.on_exit_check(still_running)
+                if sut_impl.pool is not None:
+                    sut_impl.pool.shutdown(wait=False, cancel_futures=True)
+        raise LoadGenInterrupted(report, exc) from None
+    if ticker is not None:
+        ticker.stop()
+    cleanup()
+    if failure:
+        raise failure[0]
     if sut_impl.error is not None:
         err = sut_impl.error
         raise RuntimeFailure(

@@ -196,7 +196,12 @@ def _loadgen_result(
     from aialliance_cli.results.schema import Result
     from aialliance_cli.runtime import api
     from aialliance_cli.runtime.bench import _peak_rss_bytes
-    from aialliance_cli.runtime.loadgen import loadgen_progress, normalize_scenario, run_scenario
+    from aialliance_cli.runtime.loadgen import (
+        LoadGenInterrupted,
+        loadgen_progress,
+        normalize_scenario,
+        run_scenario,
+    )
 
     name = normalize_scenario(sc["name"])
     settings = api.bench_settings(p.target, ov)
@@ -223,21 +228,27 @@ def _loadgen_result(
     status(f"LoadGen {name} on {p.built.ep}")
     min_s = float(sc.get("min_duration_s") or 10.0)
     t0, cpu0 = time.perf_counter(), os.times()
-    report = run_scenario(
-        infer,
-        scenario=name,
-        total_samples=total,
-        target_qps=sc.get("target_qps"),
-        target_latency_ms=sc.get("target_latency_ms"),
-        min_duration_s=float(sc.get("min_duration_s") or 10.0),
-        min_queries=sc.get("min_queries"),
-        samples_per_query=sc.get("samples_per_query"),
-        max_batch=batch if rows else 1,
-        server_threads=int(sc.get("server_threads") or 1),
-        log_dir=Path(sc["log_dir"]),
-        on_tick=lambda n, s: status(loadgen_progress(name, p.built.ep, n, s, min_s)),
-    )
-    measured()
+    interrupted = False
+    try:
+        report = run_scenario(
+            infer,
+            scenario=name,
+            total_samples=total,
+            target_qps=sc.get("target_qps"),
+            target_latency_ms=sc.get("target_latency_ms"),
+            min_duration_s=float(sc.get("min_duration_s") or 10.0),
+            min_queries=sc.get("min_queries"),
+            samples_per_query=sc.get("samples_per_query"),
+            max_batch=batch if rows else 1,
+            server_threads=int(sc.get("server_threads") or 1),
+            log_dir=Path(sc["log_dir"]),
+            on_tick=lambda n, s: status(loadgen_progress(name, p.built.ep, n, s, min_s)),
+            on_stop=measured,  # a signal now must not lose what was measured
+        )
+    except LoadGenInterrupted as stop:
+        report, interrupted = stop.report, True  # aia's record of the completed queries
+    if not interrupted:
+        measured()
     wall, cpu1 = time.perf_counter() - t0, os.times()
     busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     lg = report.to_dict()
@@ -267,7 +278,13 @@ def _loadgen_result(
             "max": report.max_latency_ms,
         }
     warnings = list(p.warnings)
-    if not report.valid:
+    if interrupted:
+        metrics["loadgen"]["interrupted"] = True
+        warnings.append(
+            f"interrupted after {report.samples_processed} LoadGen samples: the metrics are "
+            "aia's record of the queries completed until then"
+        )
+    elif not report.valid:
         warnings.append("LoadGen: INVALID (" + "; ".join(report.invalid_reasons) + ")")
     result = Result(
         kind="bench",
@@ -287,6 +304,7 @@ def _loadgen_result(
         ),
         metrics=metrics,
         warnings=warnings,
+        status="interrupted" if interrupted else "ok",
     ).to_dict()
     result["loadgen_logs"] = {
         "dir": str(Path(sc["log_dir"])),
@@ -497,10 +515,24 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(RESULT_PREFIX + dumps(result) + "\n")
         sys.stdout.flush()
     if result.get("status") == "ok":
-        return 0
-    if result.get("status") == "interrupted":
-        return 130
-    return int((result.get("failure") or {}).get("exit_code") or 1)
+        code = 0
+    elif result.get("status") == "interrupted":
+        code = 130
+    else:
+        code = int((result.get("failure") or {}).get("exit_code") or 1)
+    _exit_now_if_stray(code)
+    return code
+
+
+def _exit_now_if_stray(code: int) -> None:
+    """A LoadGen run stopped by a signal may still be inside LoadGen's own threads: the
+    result is written, so end the process now rather than wait for them."""
+    loadgen = sys.modules.get("aialliance_cli.runtime.loadgen")
+    if loadgen is not None and loadgen.still_running():
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
