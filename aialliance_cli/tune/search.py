@@ -61,13 +61,9 @@ class TuneSettings:
 
 def check_settings(s: TuneSettings) -> None:
     """Bad values exit 2 before anything is measured."""
-    if not isinstance(s.budget_s, (int, float)) or not math.isfinite(s.budget_s):
-        raise BadInputError(f"--budget must be a finite number of seconds, got {s.budget_s}")
-    if s.budget_s <= 0:
-        raise BadInputError(f"--budget must be more than 0 seconds, got {s.budget_s:g}")
-    from aialliance_cli.limits import check
+    from aialliance_cli.limits import check, check_threads
 
-    check("--budget", s.budget_s)  # at most a week (aialliance_cli/limits.py)
+    check("--budget", s.budget_s)  # finite, more than 0, at most a week (aialliance_cli/limits.py)
     if s.objective not in OBJECTIVES:
         raise BadInputError(
             f"--objective must be one of {', '.join(OBJECTIVES)}, got '{s.objective}'"
@@ -76,8 +72,7 @@ def check_settings(s: TuneSettings) -> None:
 
     check_min_accuracy(s.min_accuracy)
     for t in s.threads or ():
-        if t < 0:
-            raise BadInputError(f"--threads values must be 0 or more, got {t}")
+        check_threads("--threads", t)
 
 
 @dataclass
