@@ -61,8 +61,53 @@ def _for_command(cmd: Any, table: dict, path: Path, where: str) -> dict:
             raise BadInputError(
                 f"the config file {path}: [{where}] {key} must be a single value, got {value!r}"
             )
+        _check_value(param, value, f"the config file {path}: [{where}] {key} = {value!r}")
         out[param.name] = value
     return out
+
+
+def _check_value(param: Any, value: Any, source: str, ctx: Any = None) -> None:
+    """Convert as the parser will, so that a bad default names where it came from (exit 2)."""
+    try:
+        if hasattr(param, "get_runtime_param"):  # Typer's own Click
+            param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+        else:
+            param.type_cast_value(ctx, value)
+    except Exception as exc:
+        message = getattr(exc, "message", None)
+        if not isinstance(message, str) or not hasattr(exc, "format_message"):
+            raise  # not a parameter error: a bug to show
+        flag = next((o for o in param.opts if o.startswith("--")), param.name)
+        raise BadInputError(f"{source} is not a valid {flag}: {message}") from None
+
+
+def check_env(group: Any, ctx: Any, command: str | None, environ: Any) -> None:
+    """Check the ``AIA_<COMMAND>_<OPTION>`` variables of ``command`` (a group: all of its own).
+
+    Click would refuse a bad one with "Invalid value for '--warmup'", which names an
+    option the user never typed; this names the variable.
+    """
+    if command and command in group.list_commands(ctx):
+        _check_env(group.get_command(ctx, command), ctx, f"AIA_{command.upper()}", environ)
+
+
+def _check_env(cmd: Any, ctx: Any, prefix: str, environ: Any) -> None:
+    prefix = prefix.replace("-", "_")
+    for p in getattr(cmd, "params", ()):
+        if getattr(p, "param_type_name", None) != "option" or p.name is None:
+            continue
+        name = f"{prefix}_{p.name.upper()}"
+        if environ.get(name):  # Click ignores an empty variable
+            value = environ[name]
+            if p.multiple or p.nargs != 1:
+                splitter = getattr(
+                    getattr(p, "type_descriptor", None), "envvar_list_splitter", None
+                )
+                value = value.split(splitter) if splitter else value.split()
+            _check_value(p, value, f"the environment variable {name}={environ[name]!r}", ctx)
+    if hasattr(cmd, "list_commands"):
+        for sub in cmd.list_commands(ctx):
+            _check_env(cmd.get_command(ctx, sub), ctx, f"{prefix}_{sub.upper()}", environ)
 
 
 def _close(word: str, choices: list[str]) -> str:

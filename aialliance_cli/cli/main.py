@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -48,9 +49,10 @@ def _root(
     if ctx.resilient_parsing:  # shell completion: no config, no errors
         return
     try:
-        from aialliance_cli.cli.config import default_map
+        from aialliance_cli.cli.config import check_env, default_map
         from aialliance_cli.config import load_config
 
+        check_env(ctx.command, ctx, ctx.invoked_subcommand, os.environ)
         path, data = load_config()
         if data:
             ctx.default_map = default_map(ctx.command, ctx, data, path)  # type: ignore[arg-type]

@@ -238,3 +238,48 @@ def test_text_generation_bench_refuses_loop_options():
     assert r.exit_code == 2 and "--csv" in err(r)
     r = invoke("bench", "smollm2-135m", "--threads", "1,2")
     assert r.exit_code == 2 and "--threads" in err(r)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "named"),
+    [
+        ({"AIA_BENCH_WARMUP": "x"}, ("bench", "nowhere.onnx"), "AIA_BENCH_WARMUP='x'"),
+        ({"AIA_BENCH_JSON_": "maybe"}, ("bench", "nowhere.onnx"), "AIA_BENCH_JSON_='maybe'"),
+        ({"AIA_FLEET_DETECT_LOCAL": "two"}, ("fleet", "detect"), "AIA_FLEET_DETECT_LOCAL='two'"),
+        ({"AIA_CACHE_CLEAR_YES": "perhaps"}, ("cache", "clear"), "AIA_CACHE_CLEAR_YES"),
+    ],
+)
+def test_a_bad_environment_default_names_the_variable(env, args, named):
+    r = runner.invoke(app, list(args), env=env)
+    assert r.exit_code == 2, r.output
+    assert named in err(r) and "Traceback" not in r.output
+    assert "Invalid value for" not in err(r)  # Click's wording names an option nobody typed
+
+
+@pytest.mark.parametrize(
+    ("toml", "args", "named"),
+    [
+        ('[bench]\nwarmup = "x"\n', ("bench", "nowhere.onnx"), "[bench] warmup = 'x'"),
+        ("[bench]\nwarmup = 3.5\n", ("bench", "nowhere.onnx"), "[bench] warmup = 3.5"),
+        ('[tune]\nbudget = "abc"\n', ("tune", "nowhere.onnx"), "[tune] budget = 'abc'"),
+        ('[fleet.detect]\nlocal = "x"\n', ("fleet", "detect"), "[fleet.detect] local = 'x'"),
+        ("[detect]\ndiff = 3\n", ("detect",), "[detect] diff = 3"),
+    ],
+)
+def test_a_bad_config_value_names_the_file_and_key(tmp_path, toml, args, named):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(toml)
+    r = runner.invoke(app, list(args), env={"AIA_CONFIG_FILE": str(cfg)})
+    assert r.exit_code == 2, r.output
+    assert str(cfg) in err(r) and named in err(r) and "Traceback" not in r.output
+
+
+def test_good_config_and_environment_defaults_still_apply(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[run]\nep = "cpu"\n[bench]\nthreads = "1"\nep = ["cpu"]\n')
+    model = matmul_model(tmp_path / "m.onnx")
+    env = {"AIA_CONFIG_FILE": str(cfg), "AIA_BENCH_WARMUP": "1"}
+    r = runner.invoke(app, ["bench", str(model), "-n", "2", "--json", "--in-process"], env=env)
+    assert r.exit_code == 0, r.output
+    (data,) = json.loads(r.stdout)
+    assert data["settings"]["warmup"] == 1
