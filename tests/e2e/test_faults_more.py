@@ -221,3 +221,53 @@ def test_signals_during_an_in_process_loadgen_scenario(model: Path, tmp_path: Pa
     assert rec["metrics"]["loadgen"]["samples_processed"] > 0
     assert "Traceback" not in stderr
     _none_left(tmp_path)
+
+
+# ----------------------------------------------------------------------------- env create
+
+
+def _procs_of_test(tmp: Path, needle: bytes) -> bool:
+    mark = b"AIA_FAULT_TEST=" + str(tmp).encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if needle in (d / "cmdline").read_bytes() and mark in (d / "environ").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize(
+    ("moment", "sig"),
+    [
+        ("venv", signal.SIGTERM),
+        ("pip", signal.SIGINT),
+        ("pip", signal.SIGHUP),
+        ("pip", signal.SIGKILL),
+    ],
+)
+def test_signal_during_env_create_leaves_no_process_and_no_half_env(
+    moment: str, sig: signal.Signals, tmp_path: Path
+) -> None:
+    proc = _aia(tmp_path, "env", "create", "half", "--package", "onnxruntime")
+    home = tmp_path / "home"
+    if moment == "venv":  # python -m venv, and the ensurepip it starts
+        _wait_for(lambda: _procs_of_test(tmp_path, b"ensurepip"), proc, what="ensurepip")
+    else:
+        _wait_for(lambda: _procs_of_test(tmp_path, b"pip\0install"), proc, what="pip running")
+        time.sleep(1.0)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=90)
+    _none_left(tmp_path)
+    if sig == signal.SIGKILL:  # pip ends with aia; the next create replaces the folder
+        return
+    assert proc.returncode == CODES[sig], stderr
+    assert not [p for p in home.rglob("half") if p.is_dir()], "a half-made environment is left"
+    listed = subprocess.run(
+        [sys.executable, "-m", "aialliance_cli", "env", "list", "--json"],
+        env=_env(tmp_path), capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert "half" not in listed.stdout
+    assert "Traceback" not in stderr
