@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aialliance_cli.children import run_group, spawn_group, stop_group
 from aialliance_cli.errors import BadInputError, RuntimeFailure
 
 REGISTRY_SCHEMA = "aia.envs/1"
@@ -419,63 +420,11 @@ def _venv_python(folder: Path) -> Path:
     return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _die_with_parent() -> Any:
-    """A ``preexec_fn`` for Linux: the child gets SIGKILL when aia dies (SIGKILL too)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
-
-
-def _stop_group(proc: subprocess.Popen[Any]) -> None:
-    """Kill ``proc`` and everything it started (its own process group), and reap it."""
-    import signal
-
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except OSError:
-        pass
-    with contextlib.suppress(Exception):
-        proc.wait(10)
-
-
-def _spawn_group(cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
-    """Start ``cmd`` in a process group of its own: a signal to aia stops it and all its
-    children (pip's build backends, venv's ensurepip) through :func:`_stop_group`."""
-    return subprocess.Popen(
-        cmd,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        start_new_session=(os.name == "posix"),
-        preexec_fn=_die_with_parent(),  # noqa: PLW1509 (a plain prctl call)
-        **kw,
-    )
-
-
-def _run_group(cmd: list[str]) -> tuple[int, str, str]:
-    """Run ``cmd`` to its end (:func:`_spawn_group`); (exit code, stdout, stderr)."""
-    proc = _spawn_group(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate()
-    except BaseException:
-        _stop_group(proc)
-        raise
-    return proc.returncode, out, err
-
-
 def _pip(python: Path, args: list[str], progress: Progress) -> tuple[int, str]:
     """Run pip, passing each line to ``progress``; returns (exit code, last lines)."""
     cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args]
     progress("$ " + " ".join(cmd))
-    proc = _spawn_group(
+    proc = spawn_group(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -491,7 +440,7 @@ def _pip(python: Path, args: list[str], progress: Progress) -> tuple[int, str]:
                 tail = (tail + [line])[-15:]
         return proc.wait(), "\n".join(tail)
     except BaseException:
-        _stop_group(proc)  # pip and what it started: nothing outlives aia
+        stop_group(proc)  # pip and what it started: nothing outlives aia
         raise
 
 
@@ -533,7 +482,7 @@ def create_env(
         (folder / _CREATING).write_text(str(os.getpid()), encoding="ascii")
         progress(f"creating the virtual environment {folder}")
         base = str(python) if python else sys.executable
-        code, out, err = _run_group([base, "-m", "venv", str(folder)])
+        code, out, err = run_group([base, "-m", "venv", str(folder)])
         if code != 0:
             raise RuntimeFailure(f"python -m venv {folder} failed: {(err or out).strip()[-500:]}")
         exe = _venv_python(folder)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aialliance_cli.children import run_group, spawn_group, stop_group
 from aialliance_cli.errors import BadInputError, ModelError, RuntimeFailure
 
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
@@ -205,14 +206,12 @@ def create_builder_env(folder: Path, *, progress: Progress = _quiet) -> Path:
         ]
         try:
             for i, cmd in enumerate(steps):
-                done = subprocess.run(
-                    cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-                )
-                if done.returncode != 0:
-                    tail = (done.stderr or done.stdout).strip()[-800:]
+                code, out, err = run_group(cmd)  # its whole group ends on a signal
+                if code != 0:
+                    tail = (err or out).strip()[-800:]
                     raise RuntimeFailure(
                         f"making the model builder's environment failed: {' '.join(cmd[:4])} ... "
-                        f"exited {done.returncode}: {tail}",
+                        f"exited {code}: {tail}",
                         hint=f"Point {ENV_PYTHON} at a Python with onnxruntime-genai, onnx-ir "
                         "and transformers>=5, or use --exporter optimum.",
                     )
@@ -337,20 +336,15 @@ def build_genai_model(
         env["TRANSFORMERS_OFFLINE"] = "1"
     progress(f"building the fused decoder ({precision}) with ONNX Runtime GenAI's model builder")
     try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            cwd=str(tmp),
+        # Its own process group, killed whole on Ctrl-C, a signal or the timeout, and
+        # (Linux) with aia's death: the builder never outlives aia.
+        proc = spawn_group(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(tmp)
         )
         try:
             out, _ = proc.communicate(timeout=BUILD_TIMEOUT_S)
-        except BaseException:  # Ctrl-C or timeout: the builder never outlives aia
-            proc.kill()
-            proc.wait()
+        except BaseException:
+            stop_group(proc)
             raise
         if proc.returncode != 0 or not (tmp / "genai_config.json").is_file():
             lines = [ln for ln in (out or "").splitlines() if ln.strip()]
