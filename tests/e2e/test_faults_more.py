@@ -271,3 +271,44 @@ def test_signal_during_env_create_leaves_no_process_and_no_half_env(
     )  # fmt: skip
     assert "half" not in listed.stdout
     assert "Traceback" not in stderr
+
+
+# ------------------------------------------------------- helper processes (children.py)
+
+_DRIVER = """
+import sys
+from aialliance_cli import interrupts
+from aialliance_cli.children import run_group
+interrupts.install()
+child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', " \\
+        "'import time; time.sleep(120)']); print('up', flush=True); time.sleep(120)"
+try:
+    run_group([sys.executable, "-c", child], stdout=None)
+except KeyboardInterrupt:
+    sys.exit(interrupts.exit_code())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_helper_processes_end_with_aia(sig: signal.Signals, tmp_path: Path) -> None:
+    """What pip, venv and the GenAI model builder run under: a signal to aia ends the
+    helper and what the helper started; SIGKILL of aia ends the helper (Linux)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER], env=_env(tmp_path), cwd=tmp_path,
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "up"
+    time.sleep(0.5)  # the grandchild is started
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    if sig == signal.SIGKILL:  # the parent-death signal reaches the helper itself
+        end = time.monotonic() + 15
+        while time.monotonic() < end and _procs_of_test(tmp_path, b"print('up'"):
+            time.sleep(0.1)
+        assert not _procs_of_test(tmp_path, b"print('up'"), "the helper outlived aia"
+        for line in _descendants_of_test(tmp_path):  # the grandchild: end it here
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        return
+    assert proc.returncode == CODES[sig]
+    _none_left(tmp_path)
