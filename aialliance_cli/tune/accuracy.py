@@ -25,6 +25,7 @@ import numpy as np
 from aialliance_cli.errors import BadInputError, ModelError, UnavailableError
 
 MIN_INPUTS = 16
+MAX_INPUTS = 10_000  # a larger check only costs time: 1e8 ran until killed
 CALIBRATION_START = 16  # calibration sets start past the ones the check reads first
 DEFAULT_MIN_ACCURACY: dict[str, float] = {
     "sentence-embedding": 0.99,  # mean cosine of the pooled embeddings

@@ -664,9 +664,14 @@ def quantize_target(
 
     spec.validate()
     threshold = A.check_min_accuracy(min_accuracy)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < A.MIN_INPUTS:
+    if (
+        isinstance(samples, bool)
+        or not isinstance(samples, int)
+        or not A.MIN_INPUTS <= samples <= A.MAX_INPUTS
+    ):
         raise BadInputError(
-            f"the accuracy check needs at least {A.MIN_INPUTS} input sets, got {samples!r}"
+            f"the accuracy check needs at least {A.MIN_INPUTS} input sets and at most "
+            f"{A.MAX_INPUTS:,} (--samples), got {samples!r}"
         )
     say = status or (lambda _msg: None)
     tgt = prepare_target(target, allow_network=allow_network, status=say)

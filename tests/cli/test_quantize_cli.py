@@ -104,6 +104,7 @@ def test_a_bare_model_file(tmp_path: Path) -> None:
         (["--min-accuracy", "1.5"], "--min-accuracy"),
         (["--min-accuracy", "nan"], "--min-accuracy"),
         (["--samples", "8"], "at least 16"),
+        (["--samples", "100000000"], "at most 10,000 (--samples)"),  # ran until killed
     ],
 )
 def test_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
