@@ -15,6 +15,7 @@ hostile file costs at most a bounded amount of time and memory and always ends i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -217,3 +218,37 @@ def json_depth(data: Any, limit: int = MAX_DEPTH) -> int:
         deepest = max(deepest, level)
         stack.extend((child, level) for child in children)
     return deepest
+
+
+MAX_TEXT_BYTES = 16 * 2**20  # a JSON or YAML file a user names is pages, not gigabytes
+
+
+def read_small_text(path: Path, what: str, *, hint: str = "", limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a small file the user named (``what`` names it in errors).
+
+    A folder, a missing file, a FIFO or device (which would block or never end), a file
+    over ``limit`` bytes and bytes that are not UTF-8 are each a BadInputError (exit 2).
+    """
+    path = Path(path)
+    tail = f" {hint}" if hint else ""
+    if path.is_dir():
+        raise BadInputError(f"{what} {path} is a directory, not a file.{tail}")
+    if not path.exists():
+        raise BadInputError(f"{what} {path}: no such file.{tail}")
+    if not path.is_file():
+        raise BadInputError(f"{what} {path} is not a regular file (a device or a pipe).{tail}")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as exc:
+        raise BadInputError(f"{what} {path} cannot be read: {exc.strerror or exc}.{tail}") from None
+    if len(raw) > limit:
+        raise BadInputError(
+            f"{what} {path} is larger than {limit // 2**20} MiB; aia does not read it.{tail}"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start}).{tail}"
+        ) from None

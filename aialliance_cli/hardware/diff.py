@@ -86,15 +86,9 @@ def load_detect(path: str | Path) -> dict[str, Any]:
     """A saved ``aia detect --json`` document; BadInputError naming the file otherwise."""
     p = Path(path).expanduser()
     hint = "Save one on the other machine with `aia detect --json > other.json`."
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"--diff {p}: no such file. {hint}") from None
-    except IsADirectoryError:
-        raise BadInputError(f"--diff {p} is a directory, not a JSON file. {hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"--diff {p} cannot be read: {exc}. {hint}") from None
-    from aialliance_cli.safeparse import bounded_json
+    from aialliance_cli.safeparse import bounded_json, read_small_text
+
+    text = read_small_text(p, "--diff", hint=hint)  # not a FIFO or /dev/zero
 
     try:
         doc = bounded_json(text, f"--diff {p}")

@@ -125,18 +125,15 @@ def ep_options(ep: str, options: Mapping[str, Any], base: Path, where: str) -> d
     text = str(value).strip()
     source = "inline JSON"
     if not text.startswith("{"):
+        from aialliance_cli.safeparse import read_small_text
+
         path = (base / Path(text).expanduser()).resolve()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not path.exists():
             raise BadInputError(
                 f"profile {where}: providers.options.{ep}.load_config '{value}' is neither "
                 f"JSON nor an existing file (looked for {path})"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInputError(
-                f"profile {where}: cannot read providers.options.{ep}.load_config {path}: {exc}"
-            ) from None
+            )
+        text = read_small_text(path, f"profile {where}: providers.options.{ep}.load_config")
         source = str(path)
     from aialliance_cli.safeparse import bounded_json
 

@@ -284,3 +284,29 @@ def test_good_config_and_environment_defaults_still_apply(tmp_path):
     assert r.exit_code == 0, r.output
     (data,) = json.loads(r.stdout)
     assert data["settings"]["warmup"] == 1
+
+
+def test_detect_diff_refuses_a_device_a_fifo_and_a_huge_file(tmp_path):
+    """/dev/zero was read until memory ran out; a FIFO blocked forever."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.json"
+    big.write_text(" " * (17 * 2**20))
+    for path, words in (
+        ("/dev/zero", "not a regular file"),
+        (fifo, "not a regular file"),
+        (big, "larger than 16 MiB"),
+    ):
+        r = invoke("detect", "--diff", path)
+        assert r.exit_code == 2, r.output
+        assert str(path) in err(r) and words in err(r)
+
+
+def test_openvino_load_config_file_must_be_a_regular_file(tmp_path):
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.runtime.api import ep_options
+
+    fifo = tmp_path / "ov.json"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInputError, match="not a regular file"):
+        ep_options("openvino", {"load_config": "ov.json"}, tmp_path, "p.yaml")
