@@ -179,6 +179,8 @@ SPEC: tuple[tuple[str, str, str, int, bool, Cell], ...] = (
 )  # fmt: skip
 
 COLUMN_KEYS = tuple(s[0] for s in SPEC)
+# Settings that a sweep may hold constant (shown once in the title instead of per row).
+_SETTINGS = frozenset({"device", "variant", "threads", "batch", "dims", "scenario"})
 
 
 def _relevant(results: Sequence[dict[str, Any]], sweep: bool) -> list[tuple]:
@@ -247,6 +249,19 @@ def render(
     title = f"aia bench: {profile}" + (" (random weights)" if random else "")
     if not sweep and results and _dims_all(results[0]):
         title += f" at {_dims_all(results[0])}"  # the sizes measured, never silently 1
+    if sweep and not columns and len(results) > 1:
+        # A setting every row shares says nothing per row: it goes to the title, and the
+        # columns that differ get the width (80 columns when piped).
+        shared = []
+        for spec in [s for s in specs if s[0] in _SETTINGS]:
+            values = {spec[5](r) for r in results}
+            if len(values) == 1:
+                specs = [s for s in specs if s is not spec]
+                (value,) = values
+                if value:
+                    shared.append(value if spec[0] == "dims" else f"{spec[1]} {value}")
+        if shared:
+            title += " at " + ", ".join(shared)
     caption = "; ".join(n for n in notes if n) or None
     if sweep:
         cols = [Column(s[0], s[1], s[3], s[4], shrink=s[0] == "error") for s in specs]

@@ -122,3 +122,15 @@ def test_generation_table_says_random_weights_and_fits(monkeypatch):
     assert "(random weights)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "876.3" in text and "584.2" in text  # whole numbers, not 876./3
+
+
+def test_settings_every_row_shares_go_to_the_title(mm):
+    """threads differ, batch and device do not: only threads stays a column."""
+    r = invoke("bench", mm, "-n", "10", "--warmup", "0", "--threads", "1,2")
+    assert r.exit_code == 0, r.output
+    title = next(line for line in r.stdout.splitlines() if line.startswith("aia bench:"))
+    assert "batch 1" in title and "device cpu" in title
+    header = next(line for line in r.stdout.splitlines() if line.startswith("┃"))
+    cells = [c.strip() for c in header.strip("┃").split("┃")]
+    assert "threads" in cells and "batch" not in cells and "device" not in cells
+    assert [row[1] for row in table_rows(r.stdout)] == ["1", "2"]
