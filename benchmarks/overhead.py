@@ -70,8 +70,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
 
-    ov = Overrides(ep="cpu", threads=args.threads, iterations=args.iterations, warmup=10,
-                   input_sets=1)
+    ov = Overrides(
+        ep="cpu", threads=args.threads, iterations=args.iterations, warmup=10, input_sets=1
+    )
     target = prepare_target(args.profile)
     prepared = open_session(target, ov)
     feed = prepared.feeds[0]
@@ -85,14 +86,18 @@ def main() -> None:
     a, b = statistics.median(aia_p50), statistics.median(bare_p50)
     paired = statistics.median(x / y for x, y in zip(aia_p50, bare_p50, strict=True))
     best = min(aia_p50) / min(bare_p50)
-    print(f"\n{args.profile} on CPU EP, threads={args.threads or 'default'}, "
-          f"{args.rounds} alternating rounds of {args.iterations}:")
+    print(
+        f"\n{args.profile} on CPU EP, threads={args.threads or 'default'}, "
+        f"{args.rounds} alternating rounds of {args.iterations}:"
+    )
     print(f"  median p50: aia {a:.3f} ms, bare {b:.3f} ms")
     # On a shared machine the load changes between rounds; the ratio within each round
     # (measured back to back) and the best round of each side are the robust figures.
     print(f"  median of per-round ratios aia/bare = {paired:.4f} ({(paired - 1) * 100:+.2f}%)")
-    print(f"  best round: aia {min(aia_p50):.3f} ms, bare {min(bare_p50):.3f} ms, "
-          f"ratio {best:.4f} ({(best - 1) * 100:+.2f}%; target within 2%)")
+    print(
+        f"  best round: aia {min(aia_p50):.3f} ms, bare {min(bare_p50):.3f} ms, "
+        f"ratio {best:.4f} ({(best - 1) * 100:+.2f}%; target within 2%)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         path = tiny_model(Path(tmp))
@@ -117,9 +122,11 @@ def main() -> None:
         a, b = statistics.median(aia_ips), statistics.median(bare_ips)
         paired = statistics.median(x / y for x, y in zip(aia_ips, bare_ips, strict=True))
         print(f"\ntiny Add model, 1 thread, {args.rounds} alternating rounds of {n}:")
-        print(f"  median inferences/s: aia {a:,.0f}, bare {b:,.0f}, aia/bare = {a / b:.3f}; "
-              f"median per-round ratio {paired:.3f}; best rounds {max(aia_ips) / max(bare_ips):.3f}"
-              " (target at least 0.90)")
+        print(
+            f"  median inferences/s: aia {a:,.0f}, bare {b:,.0f}, aia/bare = {a / b:.3f}; "
+            f"median per-round ratio {paired:.3f}; best rounds {max(aia_ips) / max(bare_ips):.3f}"
+            " (target at least 0.90)"
+        )
     print(f"\nmachine: {os.cpu_count()} logical CPUs, onnxruntime {ort.__version__}")
 
 
