@@ -318,6 +318,10 @@ def bench(
     o.check_positive("--duration", duration)
     o.check_positive("--min-time", min_time, zero_ok=True)
     o.check_positive("--timeout", timeout)
+    if min_accuracy is not None:  # before anything is planned or printed
+        from aialliance_cli.tune.accuracy import check_min_accuracy
+
+        check_min_accuracy(min_accuracy)
     if iterations is not None and duration is not None:
         raise BadInputError("give either --iterations or --duration, not both")
     o.check_percent("--min-coverage", min_coverage)

@@ -310,3 +310,10 @@ def test_openvino_load_config_file_must_be_a_regular_file(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(BadInputError, match="not a regular file"):
         ep_options("openvino", {"load_config": "ov.json"}, tmp_path, "p.yaml")
+
+
+def test_bench_min_accuracy_is_refused_before_the_plan_is_printed(tmp_path):
+    model = matmul_model(tmp_path / "m.onnx")
+    r = invoke("bench", model, "-n", "2", "--check-outputs", "--min-accuracy", "5")
+    assert r.exit_code == 2 and "--min-accuracy must be above 0" in err(r)
+    assert "measuring" not in err(r)
