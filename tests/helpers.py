@@ -187,3 +187,16 @@ def _wait_for_loop(worker: int, timeout: float = 90) -> None:
         if streak >= 4:
             return
     raise AssertionError("the worker never started measuring")
+
+
+def variant_profile(folder: Path) -> Path:
+    """A MatMul profile with an int8 variant and a deliberately broken one (weights x 1.5)."""
+    matmul_model(folder / "mm.onnx", k=64, n=32)
+    scaled_copy(folder / "mm.onnx", folder / "broken.onnx", 1.5)
+    path = folder / "mm.yaml"
+    path.write_text(
+        "schema: aia.profile/1\nname: mm\nmodel: mm.onnx\nvariants:\n"
+        "  int8: {quantize: dynamic}\n  broken: {model: broken.onnx}\n",
+        encoding="utf-8",
+    )
+    return path

@@ -9,21 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from aialliance_cli.cli.main import app
-from tests.helpers import matmul_model, scaled_copy
+from tests.helpers import variant_profile as _profile
 
 runner = CliRunner()
-
-
-def _profile(folder: Path) -> Path:
-    matmul_model(folder / "mm.onnx", k=64, n=32)
-    scaled_copy(folder / "mm.onnx", folder / "broken.onnx", 1.5)
-    path = folder / "mm.yaml"
-    path.write_text(
-        "schema: aia.profile/1\nname: mm\nmodel: mm.onnx\nvariants:\n"
-        "  int8: {quantize: dynamic}\n  broken: {model: broken.onnx}\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.mark.slow
