@@ -315,7 +315,8 @@ def bench(
     spec = fleet_spec.bench_spec(
         target,
         eps=S.parse_ep_list(",".join(ep)) if ep else None,
-        threads=S.parse_int_list("--threads", threads, zero_ok=True),
+        # Each node checks --threads against its own cores; this machine's say nothing.
+        threads=S.parse_int_list("--threads", threads, zero_ok=True, bound=_node_threads_bound()),
         batches=S.parse_int_list("--batch", batch),
         dims=S.parse_dim_lists(dim),
         variant=variant,
@@ -338,6 +339,12 @@ def bench(
     code = outcome.exit_code
     if code:
         raise typer.Exit(code)
+
+
+def _node_threads_bound() -> Any:
+    from aialliance_cli.limits import Bound
+
+    return Bound(0, 65536, low_ok=True, integer=True)
 
 
 def _bench_on_cluster(

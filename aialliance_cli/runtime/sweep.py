@@ -44,8 +44,13 @@ Event = Callable[[dict[str, Any]], None]
 # ----------------------------------------------------------------------------- parsing
 
 
-def parse_int_list(option: str, text: str | None, *, zero_ok: bool = False) -> list[int] | None:
-    """``"1,2,4"`` -> ``[1, 2, 4]`` (duplicates dropped, order kept); None stays None."""
+def parse_int_list(
+    option: str, text: str | None, *, zero_ok: bool = False, bound: Any = None
+) -> list[int] | None:
+    """``"1,2,4"`` -> ``[1, 2, 4]`` (duplicates dropped, order kept); None stays None.
+
+    ``bound`` (a ``limits.Bound``) replaces the option's own upper bound.
+    """
     if text is None:
         return None
     items = [t.strip() for t in str(text).split(",")]
@@ -62,7 +67,7 @@ def parse_int_list(option: str, text: str | None, *, zero_ok: bool = False) -> l
             raise BadInputError(f"{option} values must be {bound}, got {value}")
         from aialliance_cli.limits import check
 
-        check(option, value)  # the option's upper bound (aialliance_cli/limits.py)
+        check(option, value, bound)  # the option's upper bound (aialliance_cli/limits.py)
         if value not in out:
             out.append(value)
     return out

@@ -317,3 +317,13 @@ def test_bench_min_accuracy_is_refused_before_the_plan_is_printed(tmp_path):
     r = invoke("bench", model, "-n", "2", "--check-outputs", "--min-accuracy", "5")
     assert r.exit_code == 2 and "--min-accuracy must be above 0" in err(r)
     assert "measuring" not in err(r)
+
+
+def test_fleet_bench_leaves_the_thread_bound_to_each_node(tmp_path, monkeypatch):
+    """A 2-core driver must not refuse --threads 32 meant for 64-core nodes."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    model = matmul_model(tmp_path / "m.onnx")
+    r = invoke("fleet", "bench", model, "--threads", "1,32")
+    assert r.exit_code == 2 and "no Ray cluster given" in err(r), r.output
+    r = invoke("fleet", "bench", model, "--threads", "99999999")
+    assert r.exit_code == 2 and "--threads must be" in err(r)
