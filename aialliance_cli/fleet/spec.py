@@ -69,6 +69,17 @@ def ship_model(spec: dict[str, Any], target: str | None, allow_network: bool) ->
     from aialliance_cli.runtime.api import prepare_target
 
     tgt = prepare_target(target, allow_network=allow_network)
+    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.models.onnxfile import check_onnx_file
+
+    external = check_onnx_file(Path(tgt.model_path)).external_data
+    if external:  # refused here, before a cluster starts, not on every node
+        shown = ", ".join(external[:3]) + (", ..." if len(external) > 3 else "")
+        raise BadInputError(
+            f"--ship-model sends one ONNX file, but {tgt.model_path} keeps its weights in "
+            f"{len(external)} external data file(s) ({shown}); put the model where every "
+            "node reads it at the same path and leave --ship-model out"
+        )
     data = Path(tgt.model_path).read_bytes()
     loaded = tgt.loaded
     spec["ship"] = {

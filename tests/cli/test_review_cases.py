@@ -327,3 +327,18 @@ def test_fleet_bench_leaves_the_thread_bound_to_each_node(tmp_path, monkeypatch)
     assert r.exit_code == 2 and "no Ray cluster given" in err(r), r.output
     r = invoke("fleet", "bench", model, "--threads", "99999999")
     assert r.exit_code == 2 and "--threads must be" in err(r)
+
+
+def test_ship_model_refuses_external_data_before_any_cluster(tmp_path, monkeypatch):
+    """Only the .onnx file travels: a model with external weights is refused on the driver."""
+    import onnx
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    src = onnx.load(str(matmul_model(tmp_path / "m.onnx")))
+    path = tmp_path / "ext.onnx"
+    onnx.save(
+        src, str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0
+    )
+    r = invoke("fleet", "bench", path, "--ship-model")
+    assert r.exit_code == 2, r.output
+    assert "external data" in err(r) and "ext.onnx.data" in err(r)
