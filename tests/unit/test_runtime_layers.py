@@ -88,3 +88,24 @@ def test_old_import_names_still_work() -> None:
     assert worker.failed_result is job.failed_result
     assert worker.overrides_to_dict is job.overrides_to_dict
     assert callable(launch.run_job)
+
+
+def test_the_core_imports_no_cli_library() -> None:
+    """Everything but aialliance_cli/cli/ is plain functions: no typer, rich or cli import."""
+    pkg = RUNTIME.parent
+    bad = []
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg)
+        if rel.parts[0] == "cli" or rel.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in ("typer", "rich", "click") or name.startswith("aialliance_cli.cli"):
+                    bad.append(f"{rel}:{node.lineno} imports {name}")
+    assert not bad, bad
