@@ -206,6 +206,86 @@ def _kill_descendants(grace_s: float = 3.0) -> None:
     psutil.wait_procs(alive, timeout=grace_s)
 
 
+_WATCHDOG = r"""
+import os, select, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+parent, me, known = int(sys.argv[1]), os.getpid(), {}
+
+
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[1]), rest[19]  # ppid, start time (a reused pid is not ours)
+
+
+def scan():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid, start = stat(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append((int(d), start))
+    todo = [parent, *known]
+    while todo:
+        for pid, start in kids.get(todo.pop(), []):
+            if pid != me and pid not in known:
+                known[pid] = start
+                todo.append(pid)
+
+
+while True:
+    ready = select.select([0], [], [], 0.5)[0]
+    try:
+        if ready and not os.read(0, 4096):
+            break
+    except OSError:
+        break
+    scan()
+for _ in range(4):  # what aia started, and what that started meanwhile
+    scan()
+    for pid, start in known.items():
+        try:
+            if stat(pid)[1] == start:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass
+    time.sleep(0.5)
+"""
+
+
+@contextlib.contextmanager
+def _watchdog() -> Iterator[None]:
+    """Linux: a small watchdog notes every process aia starts (and they start) twice a
+    second while the local cluster lives, and SIGKILLs them all when the pipe it holds
+    from aia closes: at teardown, or when aia dies, even by SIGKILL (Ray's agents, which
+    rename themselves, would outlive their raylet by a minute otherwise)."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    import subprocess
+
+    try:
+        dog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        dog = None
+    try:
+        yield
+    finally:
+        if dog is not None:
+            with contextlib.suppress(Exception):
+                assert dog.stdin is not None
+                dog.stdin.close()  # the watchdog kills what is left of the cluster
+                dog.wait(15)
+
+
 def local_node_args(i: int, num_cpus: int) -> dict[str, Any]:
     return {
         "num_cpus": num_cpus,
@@ -234,6 +314,8 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
     _become_subreaper()
     started = time.monotonic()
     cluster = None
+    dog = _watchdog()
+    dog.__enter__()
     # SIGTERM/SIGHUP arrive as interrupts.Terminated, a KeyboardInterrupt: finally runs.
     try:
         # Ray's Node sets a SIGTERM handler of its own (drain, sys.exit(1)): aia's stays.
@@ -261,4 +343,5 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
             if cluster is not None:
                 with contextlib.suppress(Exception), _quiet_ray_logs():
                     cluster.shutdown()
+            dog.__exit__(None, None, None)  # before: it is one of the descendants
             _kill_descendants()

@@ -38,11 +38,14 @@ def _env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def _aia(tmp: Path, *args: str) -> subprocess.Popen[str]:
+def _aia(tmp: Path, *args: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
+    env = _env(tmp)
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.Popen(
         [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
         cwd=tmp,
-        env=_env(tmp),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -312,3 +315,40 @@ def test_helper_processes_end_with_aia(sig: signal.Signals, tmp_path: Path) -> N
         return
     assert proc.returncode == CODES[sig]
     _none_left(tmp_path)
+
+
+# ----------------------------------------------------------------------------- fleet --local
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_no_ray_process_outlives_fleet_local(
+    sig: signal.Signals, model: Path, tmp_path: Path
+) -> None:
+    """SIGINT while the local Ray cluster starts; SIGKILL while a node measures: no
+    process of the cluster (raylet, GCS, workers, aia's worker) is left."""
+    pytest.importorskip("ray")
+    import shutil
+    import tempfile
+
+    # Ray's socket paths must fit in 107 bytes: a short temp dir of its own.
+    short = Path(tempfile.mkdtemp(prefix="aiaf-", dir="/tmp"))
+    proc = _aia(tmp_path, "fleet", "bench", str(model), "--local", "2", "--duration", "30",
+                tmpdir=short)  # fmt: skip
+    assert proc.stderr is not None
+    seen = [proc.stderr.readline()]  # "starting a local Ray cluster of 2 node(s) ..."
+    if sig == signal.SIGINT:
+        _wait_for(lambda: len(_descendants_of_test(tmp_path)) > 3, proc, what="ray starting")
+    else:
+        while "running" not in seen[-1]:
+            seen.append(proc.stderr.readline())
+            assert seen[-1], "".join(seen)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == CODES[sig], "".join(seen) + stderr
+        assert "Traceback" not in stderr
+    try:
+        _none_left(tmp_path, within=60)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
