@@ -352,3 +352,35 @@ def test_no_ray_process_outlives_fleet_local(
         _none_left(tmp_path, within=60)
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------- tune and profile
+
+
+@pytest.mark.parametrize(
+    ("args", "sig"),
+    [
+        (["tune", "{model}", "--budget", "120", "--no-save", "--ep", "cpu"], signal.SIGTERM),
+        (["profile", "{model}", "-n", "100000", "--json"], signal.SIGHUP),
+    ],
+    ids=["tune", "profile"],
+)
+def test_signal_during_tune_and_profile_leaves_nothing(
+    args: list[str], sig: signal.Signals, model: Path, tmp_path: Path
+) -> None:
+    """tune's trial workers; profile's measurement: a signal mid-run ends every process
+    aia started and leaves no temp folder; exit 128 + signal."""
+    proc = _aia(tmp_path, *(a.format(model=model) for a in args))
+    if args[0] == "tune":
+        _wait_for(lambda: _procs_of_test(tmp_path, b"runtime.worker"), proc, what="a trial")
+    else:  # profiling runs in aia itself: wait for it to burn some CPU
+        _wait_for(lambda: _cpu_s(proc.pid) > 4.0, proc, what="the profiling run")
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == CODES[sig], stderr
+    assert "Traceback" not in stderr
+    _none_left(tmp_path)
+    _no_temp_dirs(tmp_path)
+    if args[0] == "profile":  # what was profiled before the signal is printed
+        assert json.loads(stdout), stdout
