@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     from aialliance_cli import interrupts
 
     interrupts.install()  # SIGTERM and SIGHUP stop aia like Ctrl-C: results kept, 143 / 129
+    _head_start(sys.argv[1:] if argv is None else argv)
     try:
         command = typer.main.get_command(app)
         _plain_help(command)
@@ -114,3 +115,14 @@ def main(argv: list[str] | None = None) -> None:
         # A LoadGen stopped by a signal may still be in its own threads: do not wait.
         interrupts.exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
         raise
+
+
+def _head_start(argv: list[str]) -> None:
+    """`aia bench` measures in a worker: start it before the commands are even loaded, so
+    that its Python, numpy, ONNX Runtime and the machine's inventory load meanwhile. A
+    worker no configuration takes is ended at exit (runtime/launch.py)."""
+    if not argv or argv[0] != "bench" or {"--in-process", "-h", "--help"} & set(argv):
+        return
+    from aialliance_cli.runtime.launch import prestart_worker
+
+    prestart_worker()

@@ -409,12 +409,22 @@ def _orphaned() -> None:
 
 
 def _preload() -> None:
-    """What every job needs, loaded while the parent still prepares the job."""
+    """What every job needs, loaded (and the machine read) while the parent prepares the job.
+
+    The inventory and the EP plan are what every measurement asks for first; both are
+    memoised per process, so the job finds them ready.
+    """
     with contextlib.suppress(Exception):  # the job itself will say what is broken
         import numpy  # noqa: F401
         import onnxruntime  # noqa: F401
 
-        from aialliance_cli.runtime import api  # noqa: F401
+        from aialliance_cli import profiles  # noqa: F401
+        from aialliance_cli.hardware import detect
+        from aialliance_cli.runtime import api, inputs  # noqa: F401
+
+        detect()
+        with contextlib.suppress(ImportError):
+            import tokenizers  # noqa: F401
 
 
 def _arm_parent_death() -> None:
@@ -494,10 +504,9 @@ def main(argv: list[str] | None = None) -> int:
             _preload()
         text = sys.stdin.readline()
         if not text.strip():
-            # Started ahead, and no job came: the parent is gone or had no use for it.
-            if _PARENT is not None and os.getppid() != _PARENT:
-                _orphaned()
-            return 0
+            # No job will come: the parent is gone or had no use for this worker. (Its EOF
+            # can arrive before the kernel reparents this process, so getppid() cannot tell.)
+            _orphaned()
         _watch_parent()
     else:
         text = sys.stdin.read()
