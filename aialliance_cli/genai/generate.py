@@ -120,6 +120,63 @@ def next_tokens(logits: np.ndarray, settings: GenerationSpec, rng: np.random.Gen
     return np.minimum((cdf < u).sum(axis=-1), vocab - 1)
 
 
+def check_prompt(
+    prompt_ids: Any, name: str, info: Any, max_new_tokens: int
+) -> tuple[np.ndarray, int, int, int]:
+    """``(ids, batch, n_prompt, limit)``: prompt ids as (batch, length) int64, checked
+    against the decoder's context and vocabulary; ``limit``: how many new tokens fit."""
+    ids = np.ascontiguousarray(prompt_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:
+        raise BadInputError(
+            f"prompt_ids must be (batch, length) with length >= 1, got {ids.shape}."
+        )
+    batch, n_prompt = ids.shape
+    ctx = info.context_length
+    if ctx is not None and n_prompt >= ctx:
+        raise BadInputError(
+            f"The prompt has {n_prompt} tokens but {name} takes at most {ctx} "
+            "(its context length, max_position_embeddings), leaving no room to generate.",
+            hint="Shorten the prompt.",
+        )
+    vocab = info.vocab_size
+    if vocab is not None and (ids.min() < 0 or ids.max() >= vocab):
+        raise BadInputError(f"prompt_ids hold ids outside the vocabulary [0, {vocab}).")
+    limit = max_new_tokens if ctx is None else min(max_new_tokens, ctx - n_prompt)
+    return ids, batch, n_prompt, limit
+
+
+def make_result(
+    generated: list[np.ndarray],
+    texts: list[str],
+    *,
+    n_prompt: int,
+    ttft: float | None,
+    per_token: list[float],
+    e2e: float,
+    interrupted: bool,
+    stop_reason: str,
+) -> GenerationResult:
+    """The :class:`GenerationResult` of a finished (or interrupted) loop; a row per text."""
+    batch = len(texts)
+    rows = np.stack(generated, axis=1) if generated else np.zeros((batch, 0), np.int64)
+    return GenerationResult(
+        token_ids=tuple(tuple(int(t) for t in row) for row in rows),
+        text=texts[0],
+        texts=tuple(texts),
+        batch=batch,
+        n_prompt_tokens=n_prompt,
+        n_generated=len(generated),
+        ttft_s=ttft,
+        decode_s=float(sum(per_token)),
+        per_token_s=tuple(per_token),
+        e2e_s=e2e,
+        interrupted=interrupted,
+        stop_reason=stop_reason,
+    )
+
+
 class Generator:
     """Greedy or sampled generation with a KV cache on one ONNX Runtime session."""
 
@@ -322,27 +379,9 @@ class Generator:
         """
         if not isinstance(settings, GenerationSpec):
             settings = make_settings(settings)
-        ids = np.ascontiguousarray(prompt_ids, dtype=np.int64)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:
-            raise BadInputError(
-                f"prompt_ids must be (batch, length) with length >= 1, got {ids.shape}."
-            )
-        batch, n_prompt = ids.shape
-        ctx = self.info.context_length
-        if ctx is not None and n_prompt >= ctx:
-            raise BadInputError(
-                f"The prompt has {n_prompt} tokens but {self.name} takes at most {ctx} "
-                "(its context length, max_position_embeddings), leaving no room to generate.",
-                hint="Shorten the prompt.",
-            )
-        vocab = self.info.vocab_size
-        if vocab is not None and (ids.min() < 0 or ids.max() >= vocab):
-            raise BadInputError(f"prompt_ids hold ids outside the vocabulary [0, {vocab}).")
-        limit = settings.max_new_tokens
-        if ctx is not None:
-            limit = min(limit, ctx - n_prompt)
+        ids, batch, n_prompt, limit = check_prompt(
+            prompt_ids, self.name, self.info, settings.max_new_tokens
+        )
         rng = np.random.default_rng(settings.seed)
         eos = np.array(sorted(self.eos_token_ids), dtype=np.int64)
         pad = int(eos[0]) if eos.size else 0
@@ -404,20 +443,15 @@ class Generator:
             interrupted = True
             stop_reason = "interrupted"
         e2e = time.perf_counter() - t0
-        rows = np.stack(generated, axis=1) if generated else np.zeros((batch, 0), np.int64)
         if decode_text and generated:
             self._update_texts(generated, texts, settings.stop, finished.copy())
-        return GenerationResult(
-            token_ids=tuple(tuple(int(t) for t in row) for row in rows),
-            text=texts[0],
-            texts=tuple(texts),
-            batch=batch,
-            n_prompt_tokens=n_prompt,
-            n_generated=len(generated),
-            ttft_s=ttft,
-            decode_s=float(sum(per_token)),
-            per_token_s=tuple(per_token),
-            e2e_s=e2e,
+        return make_result(
+            generated,
+            texts,
+            n_prompt=n_prompt,
+            ttft=ttft,
+            per_token=per_token,
+            e2e=e2e,
             interrupted=interrupted,
             stop_reason=stop_reason,
         )

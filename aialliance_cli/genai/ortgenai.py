@@ -24,7 +24,12 @@ import numpy as np
 from aialliance_cli.errors import BadInputError, ModelError, RuntimeFailure
 from aialliance_cli.genai import GenerationSpec, make_settings
 from aialliance_cli.genai.export import DecoderInfo, check_decoder, locate_decoder
-from aialliance_cli.genai.generate import GenerationResult, TokenEvent
+from aialliance_cli.genai.generate import (
+    GenerationResult,
+    TokenEvent,
+    check_prompt,
+    make_result,
+)
 from aialliance_cli.genai.tokenizer import TextTokenizer, has_tokenizer, load_tokenizer
 
 # aia's EP names -> GenAI's provider names (CPU: no provider appended)
@@ -142,24 +147,9 @@ class GenAIEngine:
         """Generate as :meth:`Generator.generate` does, with GenAI doing the steps."""
         if not isinstance(settings, GenerationSpec):
             settings = make_settings(settings)
-        ids = np.ascontiguousarray(prompt_ids, dtype=np.int64)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:
-            raise BadInputError(
-                f"prompt_ids must be (batch, length) with length >= 1, got {ids.shape}."
-            )
-        batch, n_prompt = ids.shape
-        ctx = self.info.context_length
-        if ctx is not None and n_prompt >= ctx:
-            raise BadInputError(
-                f"The prompt has {n_prompt} tokens but {self.name} takes at most {ctx} "
-                "(its context length), leaving no room to generate.",
-                hint="Shorten the prompt.",
-            )
-        limit = settings.max_new_tokens
-        if ctx is not None:
-            limit = min(limit, ctx - n_prompt)
+        ids, batch, n_prompt, limit = check_prompt(
+            prompt_ids, self.name, self.info, settings.max_new_tokens
+        )
         og = self.og
         search: dict[str, Any] = {
             "max_length": n_prompt + limit,
@@ -233,20 +223,15 @@ class GenAIEngine:
                 f"{self.name}: ONNX Runtime GenAI failed while generating: {exc}"
             ) from None
         e2e = time.perf_counter() - t0
-        rows = np.stack(generated, axis=1) if generated else np.zeros((batch, 0), np.int64)
         if decode_text and generated:
             self._update_texts(generated, texts, settings.stop, finished.copy())
-        return GenerationResult(
-            token_ids=tuple(tuple(int(t) for t in row) for row in rows),
-            text=texts[0],
-            texts=tuple(texts),
-            batch=batch,
-            n_prompt_tokens=n_prompt,
-            n_generated=len(generated),
-            ttft_s=ttft,
-            decode_s=float(sum(per_token)),
-            per_token_s=tuple(per_token),
-            e2e_s=e2e,
+        return make_result(
+            generated,
+            texts,
+            n_prompt=n_prompt,
+            ttft=ttft,
+            per_token=per_token,
+            e2e=e2e,
             interrupted=interrupted,
             stop_reason=stop_reason,
         )
