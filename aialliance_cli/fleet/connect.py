@@ -319,15 +319,26 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
     # SIGTERM/SIGHUP arrive as interrupts.Terminated, a KeyboardInterrupt: finally runs.
     try:
         # Ray's Node sets a SIGTERM handler of its own (drain, sys.exit(1)): aia's stays.
-        with _quiet_ray_logs(), _keep_signal_handlers():
-            cluster = Cluster(
-                initialize_head=True,
-                head_node_args={**local_node_args(0, cpus), "include_dashboard": False},
-                shutdown_at_exit=True,
-            )
-            for i in range(1, n):
-                cluster.add_node(**local_node_args(i, cpus))
-            cluster.wait_for_nodes()
+        try:
+            with _quiet_ray_logs(), _keep_signal_handlers():
+                cluster = Cluster(
+                    initialize_head=True,
+                    head_node_args={**local_node_args(0, cpus), "include_dashboard": False},
+                    shutdown_at_exit=True,
+                )
+                for i in range(1, n):
+                    cluster.add_node(**local_node_args(i, cpus))
+                cluster.wait_for_nodes()
+        except OSError as exc:
+            if "AF_UNIX path length" not in str(exc):
+                raise
+            import tempfile
+
+            raise BadInputError(
+                f"--local: the temp folder {tempfile.gettempdir()} is too deep for the Unix "
+                "sockets of a Ray cluster (at most 107 bytes with Ray's session names): set "
+                "TMPDIR to a shorter folder, e.g. TMPDIR=/tmp."
+            ) from None
         _init(ray, cluster.address)
         yield Connection(
             address=cluster.address,

@@ -384,3 +384,20 @@ def test_signal_during_tune_and_profile_leaves_nothing(
     _no_temp_dirs(tmp_path)
     if args[0] == "profile":  # what was profiled before the signal is printed
         assert json.loads(stdout), stdout
+
+
+def test_fleet_local_with_a_deep_temp_dir_is_bad_input(tmp_path: Path) -> None:
+    """Ray's socket paths must fit in 107 bytes: a deep TMPDIR is named, exit 2."""
+    pytest.importorskip("ray")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    proc = _aia(tmp_path, "fleet", "detect", "--local", "1", tmpdir=deep)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 2, stderr
+    assert (
+        "TMPDIR" in stderr
+        and str(deep) in " ".join(stderr.split()).replace(" ", "")
+        or ("TMPDIR" in stderr)
+    )
+    assert "unexpected" not in stderr and "Traceback" not in stderr
+    _none_left(tmp_path, within=30)
