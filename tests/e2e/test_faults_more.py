@@ -394,10 +394,6 @@ def test_fleet_local_with_a_deep_temp_dir_is_bad_input(tmp_path: Path) -> None:
     proc = _aia(tmp_path, "fleet", "detect", "--local", "1", tmpdir=deep)
     _, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 2, stderr
-    assert (
-        "TMPDIR" in stderr
-        and str(deep) in " ".join(stderr.split()).replace(" ", "")
-        or ("TMPDIR" in stderr)
-    )
+    assert "too deep" in stderr and "TMPDIR" in stderr
     assert "unexpected" not in stderr and "Traceback" not in stderr
     _none_left(tmp_path, within=30)
