@@ -101,23 +101,17 @@ def display_path(path: str | Path) -> str:
 
 
 def _read(path: Path) -> tuple[str, str]:
+    from aialliance_cli.safeparse import read_small_bytes
+
     shown = display_path(path)
-    if path.is_dir():
-        raise ProfileError(f"Profile {shown} is a directory; give a profile file (.yaml).")
-    if not path.exists():
-        raise ProfileError(f"Profile file {shown} does not exist.")
-    if not path.is_file():  # a FIFO would block, a device never end
-        raise ProfileError(f"Profile {shown} is not a regular file; give a profile file (.yaml).")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_PROFILE_BYTES + 1)
-    except OSError as exc:
-        raise ProfileError(f"Cannot read profile {shown}: {exc.strerror or exc}.") from None
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError(
-            f"Profile {shown} is larger than {MAX_PROFILE_BYTES // 2**20} MiB; aia does not read "
-            "profiles that large (put big tensors in a .npy file)."
-        )
+    raw = read_small_bytes(
+        path,
+        "Profile",
+        hint="Give a profile file (.yaml).",
+        limit=MAX_PROFILE_BYTES,
+        error=ProfileError,
+        shown=shown,
+    )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

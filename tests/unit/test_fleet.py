@@ -216,7 +216,7 @@ def test_facts_name_vnni_and_the_planned_ep() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "no such file"),
+        (None, "does not exist"),
         ("{not json", "is not JSON (line 1"),
         ("[1, 2]", "not an object of `aia detect --json`"),
         ('{"schema": "aia.result/1"}', "has schema 'aia.result/1'"),
