@@ -49,12 +49,11 @@ def load_config(path: Path | None = None) -> tuple[Path, dict[str, Any]]:
             raise BadInputError(
                 f"reading the config file {path} needs Python 3.11 or the tomli package"
             ) from None
+    from aialliance_cli.safeparse import read_small_text
+
+    text = read_small_text(path, "the config file")  # not a FIFO, /dev/zero or a huge file
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInputError(f"cannot read the config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"the config file {path} is not UTF-8 text") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInputError(f"the config file {path} is not valid TOML: {exc}") from None
     return path, data

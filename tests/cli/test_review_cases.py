@@ -342,3 +342,13 @@ def test_ship_model_refuses_external_data_before_any_cluster(tmp_path, monkeypat
     r = invoke("fleet", "bench", path, "--ship-model")
     assert r.exit_code == 2, r.output
     assert "external data" in err(r) and "ext.onnx.data" in err(r)
+
+
+def test_a_config_file_that_is_a_device_or_a_fifo_is_refused(tmp_path):
+    """AIA_CONFIG_FILE=/dev/zero was read until killed; a FIFO blocked every command."""
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        r = runner.invoke(app, ["detect"], env={"AIA_CONFIG_FILE": str(path)})
+        assert r.exit_code == 2, r.output
+        assert f"the config file {path} is not a regular file" in err(r)
