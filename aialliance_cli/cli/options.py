@@ -160,16 +160,9 @@ def read_text(value: str | None) -> str | None:
         path = Path(value[1:]).expanduser()
         if not value[1:]:
             raise BadInputError("--text @FILE needs a file name after '@'")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except IsADirectoryError:
-            raise BadInputError(f"--text {value}: {path} is a directory, not a text file") from None
-        except FileNotFoundError:
-            raise BadInputError(f"--text {value}: {path} does not exist") from None
-        except UnicodeDecodeError:
-            raise BadInputError(f"--text {value}: {path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise BadInputError(f"--text {value}: cannot read {path}: {exc.strerror}") from None
+        from aialliance_cli.safeparse import read_small_text
+
+        text = read_small_text(path, "--text @FILE:")  # not a FIFO, /dev/zero or a huge file
         source = str(path)
     else:
         return value

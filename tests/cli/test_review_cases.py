@@ -352,3 +352,13 @@ def test_a_config_file_that_is_a_device_or_a_fifo_is_refused(tmp_path):
         r = runner.invoke(app, ["detect"], env={"AIA_CONFIG_FILE": str(path)})
         assert r.exit_code == 2, r.output
         assert f"the config file {path} is not a regular file" in err(r)
+
+
+def test_text_at_a_device_or_a_fifo_is_refused(tmp_path):
+    """--text @/dev/zero was read until killed; --text @FIFO blocked."""
+    fifo = tmp_path / "words"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        r = invoke("run", "all-minilm-l6-v2", "--text", f"@{path}")
+        assert r.exit_code == 2, r.output
+        assert "not a regular file" in err(r) and str(path) in err(r)
