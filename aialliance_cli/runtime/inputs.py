@@ -397,8 +397,9 @@ def load_array_file(path: Path, key: str | None = None) -> dict[str, np.ndarray]
     """Read a .npy (one array) or .npz (named arrays) file."""
     if path.is_dir():
         raise BadInputError(f"input file {path} is a directory, not a .npy or .npz file")
-    if not path.is_file():
-        raise BadInputError(f"input file {path} does not exist")
+    from aialliance_cli.runtime.preprocess import require_file
+
+    require_file(path)
     _check_unpacked_size(path)
     try:
         if path.suffix == ".npz":

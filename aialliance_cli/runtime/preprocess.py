@@ -28,6 +28,15 @@ AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", "
 ARRAY_SUFFIXES = frozenset({".npy", ".npz"})
 
 
+def require_file(path: Path) -> None:
+    """An input file the user named must be a regular file (exit 2 naming what it is)."""
+    if path.is_file():
+        return
+    if not path.exists():
+        raise BadInputError(f"input file {path} does not exist")
+    raise BadInputError(f"input file {path} is not a regular file (a folder, a device or a pipe)")
+
+
 def file_kind(path: Path) -> str | None:
     """``image``, ``audio``, ``array`` (.npy/.npz) or None, from the file name."""
     suffix = path.suffix.lower()
@@ -127,8 +136,7 @@ def decode_image(path: Path, color: str = "rgb") -> np.ndarray:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError as exc:  # pragma: no cover - pillow comes with the core
         raise BadInputError(f"reading the image {path} needs Pillow (pip install pillow)") from exc
-    if not path.is_file():
-        raise BadInputError(f"input file {path} does not exist")
+    require_file(path)
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img) or img
@@ -267,8 +275,7 @@ class AudioSettings:
 
 def decode_audio(path: Path) -> tuple[np.ndarray, int]:
     """(samples as float32 in [-1, 1], shape (channels, n); the file's sample rate)."""
-    if not path.is_file():
-        raise BadInputError(f"input file {path} does not exist")
+    require_file(path)
     if path.suffix.lower() in (".wav", ".wave"):
         try:
             return _decode_wav(path)

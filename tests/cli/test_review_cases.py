@@ -362,3 +362,11 @@ def test_text_at_a_device_or_a_fifo_is_refused(tmp_path):
         r = invoke("run", "all-minilm-l6-v2", "--text", f"@{path}")
         assert r.exit_code == 2, r.output
         assert "not a regular file" in err(r) and str(path) in err(r)
+
+
+def test_input_that_is_a_fifo_is_not_called_missing(tmp_path):
+    model = matmul_model(tmp_path / "m.onnx")
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    r = invoke("run", model, "--input", fifo)
+    assert r.exit_code == 2 and "is not a regular file" in err(r), r.output
