@@ -361,7 +361,7 @@ def test_no_ray_process_outlives_fleet_local(
     ("args", "sig"),
     [
         (["tune", "{model}", "--budget", "120", "--no-save", "--ep", "cpu"], signal.SIGTERM),
-        (["profile", "{model}", "-n", "100000", "--json"], signal.SIGHUP),
+        (["profile", "{model}", "-n", "1000000", "--json"], signal.SIGHUP),
     ],
     ids=["tune", "profile"],
 )
@@ -373,8 +373,11 @@ def test_signal_during_tune_and_profile_leaves_nothing(
     proc = _aia(tmp_path, *(a.format(model=model) for a in args))
     if args[0] == "tune":
         _wait_for(lambda: _procs_of_test(tmp_path, b"runtime.worker"), proc, what="a trial")
-    else:  # profiling runs in aia itself: wait for it to burn some CPU
-        _wait_for(lambda: _cpu_s(proc.pid) > 4.0, proc, what="the profiling run")
+    else:  # profiling runs in aia itself: its folder, then CPU burnt past the FLOP count
+        tmp = tmp_path / "tmp"
+        _wait_for(lambda: any(tmp.glob("aia-profile-*")), proc, what="the profiling session")
+        start = _cpu_s(proc.pid)
+        _wait_for(lambda: _cpu_s(proc.pid) > start + 4.0, proc, what="the profiling run")
     time.sleep(1.0)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=90)
