@@ -249,9 +249,10 @@ def bench(
     from aialliance_cli.cli.benchtable import check_columns
     from aialliance_cli.cli.output import parse_columns
 
-    chosen = check_columns(parse_columns(columns))  # before anything is measured
     if is_text_generation(target):
-        from aialliance_cli.cli.genbench import bench_generation_cli
+        from aialliance_cli.cli.genbench import bench_generation_cli, check_generation_columns
+
+        gen_columns = check_generation_columns(parse_columns(columns))
 
         if ep and len(ep) > 1 or (ep and "," in ep[0]):
             raise BadInputError("text-generation bench takes one --ep at a time")
@@ -293,8 +294,10 @@ def bench(
             csv=csv,
             out=out,
             options=gen_options(engine, precision, exporter),
+            columns=gen_columns,
         )
         return
+    chosen = check_columns(parse_columns(columns))  # before anything is measured
     gen_only = {
         "--prompt-len": prompt_len,
         "--gen-len": gen_len,

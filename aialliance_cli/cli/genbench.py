@@ -95,6 +95,7 @@ def bench_generation_cli(
     out: Path | None,
     options: Any = None,
     csv: bool = False,
+    columns: list[str] | None = None,
 ) -> None:
     """The grid (--prompt-len x --gen-len x --batch) for each --threads value, as llama-bench.
 
@@ -162,11 +163,13 @@ def bench_generation_cli(
         from aialliance_cli.cli.output import fitted_table
 
         random = " (random weights)" if random_weights else ""
+        with_threads = len(thread_list) > 1 or bool(columns and "threads" in columns)
         show(
             fitted_table(
                 f"aia bench: {p.target.name}{random}, text generation",
-                _columns(records),
-                [_row(r, threads=len(thread_list) > 1) for r in records],
+                _columns(records, threads=with_threads),
+                [_row(r, threads=with_threads) for r in records],
+                chosen=columns,
                 caption=f"EP {ep_label(records[0]) if records else '?'}; engine {p.engine}; "
                 f"{p.export.exporter} {p.export.precision}; "
                 "t/s = tokens per second; per-token = decode step latency",
@@ -197,9 +200,26 @@ _COLUMNS = [
 ]
 
 
-def _columns(records: list[dict[str, Any]]) -> list[Any]:
-    threads = {(r.get("settings") or {}).get("intra_op_threads") for r in records}
-    return [_col("threads", "threads", 1), *_COLUMNS] if len(threads) > 1 else _COLUMNS
+def _columns(records: list[dict[str, Any]], *, threads: bool = False) -> list[Any]:
+    return [_col("threads", "threads", 1), *_COLUMNS] if threads else _COLUMNS
+
+
+GENERATION_COLUMN_KEYS = ("threads", *(c.key for c in _COLUMNS))
+
+
+def check_generation_columns(columns: list[str] | None) -> list[str] | None:
+    """``--columns`` keys of the text-generation table, checked (exit 2 naming the known ones)."""
+    from aialliance_cli.errors import BadInputError
+
+    if not columns:
+        return None
+    unknown = [k for k in columns if k not in GENERATION_COLUMN_KEYS]
+    if unknown:
+        raise BadInputError(
+            f"--columns: unknown column(s) {', '.join(unknown)} for a text-generation table; "
+            f"choose from {', '.join(GENERATION_COLUMN_KEYS)}"
+        )
+    return list(dict.fromkeys(columns))
 
 
 def _row(r: dict[str, Any], *, threads: bool = False) -> list[str]:

@@ -134,3 +134,39 @@ def test_settings_every_row_shares_go_to_the_title(mm):
     cells = [c.strip() for c in header.strip("┃").split("┃")]
     assert "threads" in cells and "batch" not in cells and "device" not in cells
     assert [row[1] for row in table_rows(r.stdout)] == ["1", "2"]
+
+
+def test_generation_table_takes_columns(monkeypatch):
+    from rich.console import Console
+
+    from aialliance_cli.cli import genbench
+    from aialliance_cli.cli.output import fitted_table
+    from aialliance_cli.errors import BadInputError
+
+    assert genbench.check_generation_columns(["decode", "threads", "decode"]) == [
+        "decode",
+        "threads",
+    ]
+    with pytest.raises(BadInputError, match="text-generation table; choose from threads"):
+        genbench.check_generation_columns(["p50"])
+    record = {
+        "settings": {"batch": 1, "prompt_len": 8, "gen_len": 3, "intra_op_threads": 2},
+        "metrics": {"decode_tokens_per_s": {"mean": 26.47}, "ttft_ms": {"p50": 87.3}},
+    }
+    monkeypatch.setenv("COLUMNS", "80")
+    t = fitted_table(
+        "t",
+        genbench._columns([record], threads=True),
+        [genbench._row(record, threads=True)],
+        chosen=["decode", "threads"],
+    )
+    console = Console(width=80, record=True)
+    console.print(t)
+    header = next(line for line in console.export_text().splitlines() if "┃" in line)
+    assert [c.strip() for c in header.strip().strip("┃").split("┃")] == ["decode t/s", "threads"]
+
+
+def test_generation_bench_refuses_table_columns_of_the_other_kind():
+    r = invoke("bench", "smollm2-135m", "--random-weights", "--columns", "p50")
+    assert r.exit_code == 2, r.output
+    assert "text-generation table" in r.output and "decode" in r.output
