@@ -205,17 +205,20 @@ def _relevant(results: Sequence[dict[str, Any]], sweep: bool) -> list[tuple]:
     return keep
 
 
-def check_columns(columns: Sequence[str] | None) -> list[str] | None:
-    """``--columns`` keys, checked (exit 2 naming the known ones)."""
+def check_columns(
+    columns: Sequence[str] | None, known: Sequence[str] = COLUMN_KEYS, table: str = ""
+) -> list[str] | None:
+    """``--columns`` keys among ``known``, checked (exit 2 naming the known ones)."""
     from aialliance_cli.errors import BadInputError
 
     if not columns:
         return None
-    unknown = [k for k in columns if k not in COLUMN_KEYS]
+    unknown = [k for k in columns if k not in known]
     if unknown:
+        where = f" for {table}" if table else ""
         raise BadInputError(
-            f"--columns: unknown column(s) {', '.join(unknown)}; choose from "
-            f"{', '.join(COLUMN_KEYS)}"
+            f"--columns: unknown column(s) {', '.join(unknown)}{where}; choose from "
+            f"{', '.join(known)}"
         )
     return list(dict.fromkeys(columns))
 

@@ -209,17 +209,9 @@ GENERATION_COLUMN_KEYS = ("threads", *(c.key for c in _COLUMNS))
 
 def check_generation_columns(columns: list[str] | None) -> list[str] | None:
     """``--columns`` keys of the text-generation table, checked (exit 2 naming the known ones)."""
-    from aialliance_cli.errors import BadInputError
+    from aialliance_cli.cli.benchtable import check_columns
 
-    if not columns:
-        return None
-    unknown = [k for k in columns if k not in GENERATION_COLUMN_KEYS]
-    if unknown:
-        raise BadInputError(
-            f"--columns: unknown column(s) {', '.join(unknown)} for a text-generation table; "
-            f"choose from {', '.join(GENERATION_COLUMN_KEYS)}"
-        )
-    return list(dict.fromkeys(columns))
+    return check_columns(columns, GENERATION_COLUMN_KEYS, "a text-generation table")
 
 
 def _row(r: dict[str, Any], *, threads: bool = False) -> list[str]:
