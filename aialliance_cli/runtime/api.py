@@ -16,13 +16,14 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from aialliance_cli.errors import BadInputError, ModelError, UnavailableError
 from aialliance_cli.results.schema import Result
 from aialliance_cli.runtime.session import BuiltSession, SessionSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Status = Callable[[str], None]
 
@@ -541,6 +542,8 @@ def _vary_tokens(provided: dict[str, np.ndarray], vocab: dict[str, int], seed: i
     Repeating one tensor lets caches and branch predictors flatter the figures; the
     special tokens at both ends and the padding stay as the tokenizer made them.
     """
+    import numpy as np
+
     ids = provided["input_ids"].copy()
     mask = provided.get("attention_mask")
     mask = np.ones_like(ids) if mask is None else mask
@@ -556,6 +559,8 @@ def _vary_tokens(provided: dict[str, np.ndarray], vocab: dict[str, int], seed: i
 
 def _dims_from_arrays(specs, dims: dict[str, int], provided, ov: Overrides) -> dict[str, int]:
     """Given arrays fix the dims they span; a conflict with --batch/--dim is an error."""
+    import numpy as np
+
     from aialliance_cli.runtime import inputs as I
 
     cli: dict[str, tuple[str, int]] = {}
@@ -826,6 +831,8 @@ def run(
     """Run the model once on the chosen EP and return its outputs."""
     import time
 
+    import numpy as np
+
     ov = overrides or Overrides()
     tgt = (
         target
@@ -891,6 +898,8 @@ def _run_stream(
     Per-window outputs are joined along their first axis (one row per window); the state
     outputs keep their last value.
     """
+    import numpy as np
+
     carried: dict[str, np.ndarray] = {}
     per_window: dict[str, list[np.ndarray]] = {n: [] for n in names}
     state_outputs = {out: inp for inp, out in state}
@@ -919,6 +928,8 @@ def _run_error(exc: Exception, tgt: Target) -> Exception:
 
 
 def _summary(arr: np.ndarray) -> dict[str, Any]:
+    import numpy as np
+
     a = np.asarray(arr)
     out: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype)}
     if a.size and a.dtype.kind in "fiub":
@@ -931,6 +942,8 @@ def _summary(arr: np.ndarray) -> dict[str, Any]:
 def _pooled_embedding(
     tgt: Target, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]
 ) -> np.ndarray | None:
+    import numpy as np
+
     prof = tgt.profile
     if prof is None or prof.task != "sentence-embedding":
         return None
@@ -1025,6 +1038,8 @@ def bench(
 
     ``on_measured()`` is called as soon as the loop is over, before the statistics.
     """
+    import numpy as np
+
     from aialliance_cli.results.stats import latency_stats
     from aialliance_cli.runtime.bench import run_loop
 

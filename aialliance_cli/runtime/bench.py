@@ -14,9 +14,10 @@ import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # the parent reads BenchSettings without loading numpy
+    import numpy as np
 
 
 @dataclass(frozen=True)
