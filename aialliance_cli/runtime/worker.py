@@ -418,9 +418,11 @@ def _preload() -> None:
         import numpy  # noqa: F401
         import onnxruntime  # noqa: F401
 
-        from aialliance_cli import profiles  # noqa: F401
+        from aialliance_cli import analysis, models, profiles, providers  # noqa: F401
+        from aialliance_cli.analysis import placement  # noqa: F401
         from aialliance_cli.hardware import detect
-        from aialliance_cli.runtime import api, inputs  # noqa: F401
+        from aialliance_cli.results import stats  # noqa: F401
+        from aialliance_cli.runtime import api, bench, inputs, session  # noqa: F401
 
         detect()
         with contextlib.suppress(ImportError):
@@ -545,4 +547,14 @@ def _exit_now_if_stray(code: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # The result is written and flushed: skip the interpreter's teardown (ONNX Runtime's
+    # sessions, thread pools and EP libraries take a tenth of a second to unload), which
+    # the parent would otherwise wait for before it can show the result.
+    import atexit
+
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(exit_code)
