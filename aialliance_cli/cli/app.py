@@ -1,26 +1,17 @@
-"""The `aia` command: one Typer app, one module per command group, errors mapped once."""
+"""The `aia` Typer app: one module per command group, errors mapped once (cli/output.py).
+
+Built by :func:`make_app`, whole or with just the command a call needs; the console
+script is cli/main.py."""
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import typer
 import typer.main
 
 from aialliance_cli import __version__
-
-app = typer.Typer(
-    rich_markup_mode=None,  # plain help: `aia --help` stays under 0.25 s
-    name="aia",
-    help="Hardware-aware runs, benchmarks and profiles of open models on ONNX Runtime.",
-    no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
-    pretty_exceptions_enable=False,
-    # AIA_<COMMAND>_<OPTION> environment variables set options (docs/commands.md#defaults).
-    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "AIA"},
-)
 
 
 def _version(value: bool) -> None:
@@ -29,7 +20,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(
@@ -54,8 +44,13 @@ def _root(
 
         check_env(ctx.command, ctx, ctx.invoked_subcommand, os.environ)
         path, data = load_config()
+        if data and ctx.invoked_subcommand is not None:
+            # Only this call's command is built (make_app): other commands' tables wait
+            # for their own calls.
+            here = set(ctx.command.list_commands(ctx))
+            data = {k: v for k, v in data.items() if k in here or k not in COMMANDS}
         if data:
-            ctx.default_map = default_map(ctx.command, ctx, data, path)  # type: ignore[arg-type]
+            ctx.default_map = default_map(ctx.command, ctx, data, path, COMMANDS)  # type: ignore[arg-type]
     except Exception as exc:
         from aialliance_cli.errors import BadInputError
 
@@ -65,27 +60,54 @@ def _root(
         raise typer.Exit(2) from None
 
 
-def _register() -> None:
-    from aialliance_cli.cli import bench, cache, detect, profiles, run
+# The top-level commands, in the order `aia --help` lists them, and the module of each.
+COMMANDS = (
+    "detect",
+    "run",
+    "bench",
+    "profiles",
+    "cache",
+    "inspect",
+    "profile",
+    "compare",
+    "env",
+    "quantize",
+    "samples",
+    "tune",
+    "fleet",
+)
 
-    app.command("detect")(detect.detect)
-    app.command("run")(run.run)
-    app.command("bench")(bench.bench)
-    app.add_typer(profiles.app, name="profiles")
-    app.add_typer(cache.app, name="cache")
+
+def make_app(only: str | None = None) -> typer.Typer:
+    """The `aia` app with every command, or with just ``only`` (one of COMMANDS).
+
+    The console script builds only the command it was asked for: importing and
+    converting the other dozen commands' modules and options would cost every call
+    (`aia bench -n 1` is scripted hundreds of times). Help, completion and an unknown
+    name get the whole app.
+    """
     import importlib
 
-    for name in ("inspect", "profile", "compare", "env", "quantize", "samples", "tune", "fleet"):
-        try:
-            module = importlib.import_module(f"aialliance_cli.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"aialliance_cli.cli.{name}":
-                raise  # a broken import inside the module must show, not hide the command
-            continue
-        module.register(app)
-
-
-_register()
+    new = typer.Typer(
+        rich_markup_mode=None,  # plain help: `aia --help` stays under 0.25 s
+        name="aia",
+        help="Hardware-aware runs, benchmarks and profiles of open models on ONNX Runtime.",
+        no_args_is_help=True,
+        add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, pwsh)
+        pretty_exceptions_enable=False,
+        # AIA_<COMMAND>_<OPTION> environment variables set options (docs/commands.md#defaults).
+        context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "AIA"},
+    )
+    new.callback()(_root)
+    for name in COMMANDS if only is None else (only,):
+        module = importlib.import_module(f"aialliance_cli.cli.{name}")
+        if name in ("detect", "run", "bench"):
+            new.command(name)(getattr(module, name))
+        elif name in ("profiles", "cache"):
+            new.add_typer(module.app, name=name)
+        else:
+            module.register(new)
+    return new
 
 
 def _plain_help(command: Any) -> None:
@@ -97,32 +119,17 @@ def _plain_help(command: Any) -> None:
         _plain_help(sub)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (commands map their own errors; see output.handles_errors)."""
-    from aialliance_cli import interrupts
-
-    interrupts.install()  # SIGTERM and SIGHUP stop aia like Ctrl-C: results kept, 143 / 129
-    _head_start(sys.argv[1:] if argv is None else argv)
-    try:
-        command = typer.main.get_command(app)
-        _plain_help(command)
-        command(args=argv, prog_name="aia")
-    except KeyboardInterrupt:
-        sys.stderr.write("Error: interrupted\n")
-        interrupts.exit_now(interrupts.exit_code())
-        sys.exit(interrupts.exit_code())
-    except SystemExit as exc:
-        # A LoadGen stopped by a signal may still be in its own threads: do not wait.
-        interrupts.exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
-        raise
+def run(args: list[str], argv: list[str] | None) -> None:
+    """Build what ``args`` need and run it (cli/main.py handles signals and exit codes)."""
+    command = typer.main.get_command(make_app(_only(args)))
+    _plain_help(command)
+    command(args=argv, prog_name="aia")
 
 
-def _head_start(argv: list[str]) -> None:
-    """`aia bench` measures in a worker: start it before the commands are even loaded, so
-    that its Python, numpy, ONNX Runtime and the machine's inventory load meanwhile. A
-    worker no configuration takes is ended at exit (runtime/launch.py)."""
-    if not argv or argv[0] != "bench" or {"--in-process", "-h", "--help"} & set(argv):
-        return
-    from aialliance_cli.runtime.launch import prestart_worker
-
-    prestart_worker()
+def _only(args: list[str]) -> str | None:
+    """The one command this call needs, or None for the whole app."""
+    if not args or args[0] not in COMMANDS:
+        return None  # `aia --help`, `aia -q bench`, a misspelt name (its suggestions)
+    if any(k.endswith("_COMPLETE") for k in os.environ):
+        return None  # shell completion lists every command
+    return args[0]

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aialliance_cli.errors import BadInputError
 
 
-def default_map(group: Any, ctx: Any, data: dict[str, Any], path: Path) -> dict:
-    """``{command: {param_name: value}}`` (nested for groups) from the config's tables."""
-    return _for_group(group, ctx, data, path, prefix="")
+def default_map(
+    group: Any, ctx: Any, data: dict[str, Any], path: Path, known: Sequence[str] = ()
+) -> dict:
+    """``{command: {param_name: value}}`` (nested for groups) from the config's tables.
+
+    ``known``: every top-level command's name, for the suggestion when a table names
+    none (the app may be built with the called command alone)."""
+    return _for_group(group, ctx, data, path, prefix="", known=known)
 
 
-def _for_group(group: Any, ctx: Any, data: dict, path: Path, prefix: str) -> dict:
+def _for_group(
+    group: Any, ctx: Any, data: dict, path: Path, prefix: str, known: Sequence[str] = ()
+) -> dict:
     out: dict[str, Any] = {}
     names = group.list_commands(ctx)
     for key, table in data.items():
@@ -22,8 +30,8 @@ def _for_group(group: Any, ctx: Any, data: dict, path: Path, prefix: str) -> dic
         if key not in names:
             raise BadInputError(
                 f"the config file {path} has a table [{where}], but aia has no command "
-                f"'{where.replace('.', ' ')}'{_close(key, names)}; tables are named after "
-                "commands, e.g. [bench] or [cache.clear]"
+                f"'{where.replace('.', ' ')}'{_close(key, [*names, *known])}; tables are "
+                "named after commands, e.g. [bench] or [cache.clear]"
             )
         if not isinstance(table, dict):
             raise BadInputError(
@@ -61,9 +69,38 @@ def _for_command(cmd: Any, table: dict, path: Path, where: str) -> dict:
             raise BadInputError(
                 f"the config file {path}: [{where}] {key} must be a single value, got {value!r}"
             )
-        _check_value(param, value, f"the config file {path}: [{where}] {key} = {value!r}")
+        source = f"the config file {path}: [{where}] {key} = {value!r}"
+        _check_toml_type(param, value, source)
+        _check_value(param, value, source)
         out[param.name] = value
     return out
+
+
+# What a TOML value must be for an option of each Click type (TOML has real types, and
+# Click would quietly turn 3.5 into 3 or fail on a number where a path goes).
+_TOML_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"),
+    "integer": ((int,), "a whole number"),
+    "integer range": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "float range": ((int, float), "a number"),
+    "boolean": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+    "text": ((str,), "a string"),
+    "path": ((str,), "a string (a path)"),
+    "choice": ((str,), "a string"),
+}
+
+
+def _check_toml_type(param: Any, value: Any, source: str) -> None:
+    kind = _TOML_KINDS.get(str(getattr(getattr(param, "type", None), "name", "")))
+    if kind is None:
+        return
+    types, what = kind
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool) != (bool in types) or not isinstance(item, types):
+            flag = next((o for o in param.opts if o.startswith("--")), param.name)
+            raise BadInputError(f"{source} is not a valid {flag}: it must be {what}")
 
 
 def _check_value(param: Any, value: Any, source: str, ctx: Any = None) -> None:

@@ -57,10 +57,13 @@ def test_run_does_not_import_onnx_once_facts_are_cached(tmp_path: Path) -> None:
 
 
 def test_bench_parent_leaves_onnxruntime_to_its_worker(tmp_path: Path) -> None:
-    """The parent of a worker builds no session: with detect's cache warm it imports no ORT."""
+    """The parent of a worker builds no session: with detect's cache warm it imports neither
+    ORT nor numpy, nor the modules of the commands it was not asked for."""
     model = matmul_model(tmp_path / "mm.onnx")
     code = _RUN.replace(
-        "'onnx', 'torch'", "'onnx', 'onnxruntime', 'torch'"
+        "'onnx', 'torch'",
+        "'onnx', 'onnxruntime', 'numpy', 'aialliance_cli.cli.tune', 'aialliance_cli.cli.fleet', "
+        "'aialliance_cli.cli.env', 'torch'",
     )  # the parent's own modules
     args = ("bench", str(model), "-n", "2", "--warmup", "1", "--json")
     runs = []
@@ -104,3 +107,47 @@ def test_help_and_detect_import_no_heavy_module(tmp_path: Path) -> None:
     """`aia --help` and `aia detect` (cold detect cache, then warm) stay light."""
     for args in (("--help",), ("detect",), ("detect", "--json"), ("fleet", "--help")):
         assert _heavy_after(args, tmp_path / "home") == [], args
+
+
+def test_the_console_script_builds_only_the_asked_command() -> None:
+    """`aia bench ...` builds the bench command alone; help, completion and misspelt names
+    get every command (the suggestions need them)."""
+    from aialliance_cli.cli import app as m
+
+    assert m._only(["bench", "-n", "1"]) == "bench"
+    assert m._only(["detect"]) == "detect"
+    assert m._only([]) is None
+    assert m._only(["--help"]) is None
+    assert m._only(["-q", "bench"]) is None
+    assert m._only(["bnch"]) is None
+    one = m.make_app("detect")
+    assert [c.name for c in one.registered_commands] == ["detect"]
+    whole = m.make_app()
+    names = {c.name for c in whole.registered_commands} | {g.name for g in whole.registered_groups}
+    assert names == set(m.COMMANDS)
+
+
+def test_a_misspelt_command_still_gets_a_suggestion() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "aialliance_cli", "bnch"], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "bench" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_another_commands_config_table_does_not_stop_this_one(tmp_path: Path) -> None:
+    """Only the called command is built: a [tune] table is checked by `aia tune`, and a
+    table for no command at all is still refused by every call."""
+    cfg = tmp_path / "config.toml"
+    env = {**os.environ, "AIA_CONFIG_FILE": str(cfg)}
+    cfg.write_text("[tune]\nbudget = 30\n[detect]\njson = true\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "aialliance_cli", "detect"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["schema"] == "aia.detect/1"  # [detect] json = true applied
+    cfg.write_text("[tunne]\nbudget = 30\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "aialliance_cli", "detect"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 2 and "tunne" in out.stderr and "tune" in out.stderr
