@@ -181,20 +181,11 @@ def bounded_json(text: str | bytes, what: str) -> Any:
 def loads_json(text: str | bytes, what: str) -> Any:
     """Parse JSON within bounds; ``BadInputError`` (exit 2) names ``what`` on any problem."""
     try:
-        data = json.loads(text)
-    except RecursionError:
-        raise ParseLimitError(
-            f"{what} nests deeper than {MAX_DEPTH} levels; aia does not read it."
-        ) from None
+        return bounded_json(text, what)
     except json.JSONDecodeError as exc:
         raise BadInputError(
             f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
-    except ValueError as exc:  # an integer of more than 4300 digits
-        raise BadInputError(f"{what} is not readable JSON: {_first_line(exc)}.") from None
-    if json_depth(data) > MAX_DEPTH:
-        raise ParseLimitError(f"{what} nests deeper than {MAX_DEPTH} levels; aia does not read it.")
-    return data
 
 
 def json_depth(data: Any, limit: int = MAX_DEPTH) -> int:

@@ -200,3 +200,37 @@ def variant_profile(folder: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def fault_env(tmp: Path, *, mark: bool = False) -> dict[str, str]:
+    """The environment of an `aia` that a fault test signals: its own TMPDIR and AIA_HOME
+    under ``tmp`` and this checkout first on PYTHONPATH; ``mark`` tags every process it
+    starts (AIA_FAULT_TEST) so that a test can find any left behind."""
+    import os
+
+    env = dict(os.environ)
+    env["TMPDIR"] = str(tmp / "tmp")
+    env["AIA_HOME"] = str(tmp / "home")
+    if mark:
+        env["AIA_FAULT_TEST"] = str(tmp)
+    env["PYTHONPATH"] = (
+        str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    )
+    (tmp / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def aia_popen(tmp: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`aia ARGS` in ``tmp``, in a process group of its own with SIGINT not ignored, as at
+    a terminal; stdout and stderr piped as text."""
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )

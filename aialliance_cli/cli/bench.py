@@ -12,39 +12,6 @@ from aialliance_cli.cli import options as o
 from aialliance_cli.cli.genbench import Engine, Exporter, Precision, gen_options
 from aialliance_cli.cli.output import handles_errors
 
-Eps = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ep",
-        help="Execution provider(s): cpu, openvino, cuda, ...; a comma list (or repeat the "
-        "option) sweeps them; 'all' = every usable EP here and in registered environments "
-        "(aia env). Default: the first of the plan.",
-    ),
-]
-Threads = Annotated[
-    str | None,
-    typer.Option(
-        "--threads", help="Intra-op threads, or a comma list to sweep: 1,2,4 (0: ORT default)."
-    ),
-]
-Batch = Annotated[
-    str | None,
-    typer.Option("--batch", help="Batch size, or a comma list to sweep: 1,8,32."),
-]
-Dims = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--dim", help="A symbolic dimension, NAME=VALUE or NAME=V1,V2,... to sweep (repeatable)."
-    ),
-]
-Variants = Annotated[
-    str | None,
-    typer.Option(
-        "--variant",
-        help="Precision variant(s) of the profile's model: base (the model: key) or a name "
-        "from its variants: section; a comma list sweeps them, 'all' = every one.",
-    ),
-]
 _LG = "LoadGen (with --scenario)"
 _GEN = "Text generation (text-generation profiles)"
 
@@ -52,20 +19,14 @@ _GEN = "Text generation (text-generation profiles)"
 @handles_errors
 def bench(
     target: o.Target = None,
-    ep: Eps = None,
-    threads: Threads = None,
-    batch: Batch = None,
-    dim: Dims = None,
-    variant: Variants = None,
-    warmup: Annotated[
-        int | None, typer.Option("--warmup", help="Warm-up runs, not measured.")
-    ] = None,
-    iterations: Annotated[
-        int | None, typer.Option("--iterations", "-n", help="Measured runs.")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option("--duration", help="Measure for this many seconds instead.")
-    ] = None,
+    ep: o.SweepEps = None,
+    threads: o.SweepThreads = None,
+    batch: o.SweepBatch = None,
+    dim: o.SweepDims = None,
+    variant: o.Variants = None,
+    warmup: o.Warmup = None,
+    iterations: o.Iterations = None,
+    duration: o.Duration = None,
     min_time: Annotated[
         float | None,
         typer.Option(
@@ -94,9 +55,7 @@ def bench(
             "(per window for windowed audio), rotated through while measuring.",
         ),
     ] = None,
-    same_input: Annotated[
-        bool, typer.Option("--same-input", help="Feed one input set every time (no rotation).")
-    ] = False,
+    same_input: o.SameInput = False,
     scenario: Annotated[
         str | None,
         typer.Option(

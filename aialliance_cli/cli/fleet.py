@@ -229,30 +229,14 @@ def bench(
             "EP usable on each node). Default: each node's own plan.",
         ),
     ] = None,
-    threads: Annotated[
-        str | None, typer.Option("--threads", help="Intra-op threads, or a list to sweep: 1,2.")
-    ] = None,
-    batch: Annotated[
-        str | None, typer.Option("--batch", help="Batch size, or a list to sweep: 1,8.")
-    ] = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="A symbolic dimension, NAME=VALUE or NAME=V1,V2 to sweep."),
-    ] = None,
-    variant: Annotated[
-        str | None,
-        typer.Option("--variant", help="Precision variant(s) of the profile: base,int8 or all."),
-    ] = None,
-    warmup: Annotated[int | None, typer.Option("--warmup", help="Warm-up runs.")] = None,
-    iterations: Annotated[
-        int | None, typer.Option("--iterations", "-n", help="Measured runs.")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option("--duration", help="Measure for this many seconds instead.")
-    ] = None,
-    same_input: Annotated[
-        bool, typer.Option("--same-input", help="Feed one input set every time.")
-    ] = False,
+    threads: o.SweepThreads = None,
+    batch: o.SweepBatch = None,
+    dim: o.SweepDims = None,
+    variant: o.Variants = None,
+    warmup: o.Warmup = None,
+    iterations: o.Iterations = None,
+    duration: o.Duration = None,
+    same_input: o.SameInput = False,
     strict: o.Strict = False,
     out: Annotated[
         Path | None,

@@ -89,6 +89,50 @@ MinCoverage = Annotated[
 ]
 
 
+# The options of benches that sweep (aia bench, aia fleet bench): lists are configurations.
+SweepEps = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ep",
+        help="Execution provider(s): cpu, openvino, cuda, ...; a comma list (or repeat the "
+        "option) sweeps them; 'all' = every usable EP here and in registered environments "
+        "(aia env). Default: the first of the plan.",
+    ),
+]
+SweepThreads = Annotated[
+    str | None,
+    typer.Option(
+        "--threads", help="Intra-op threads, or a comma list to sweep: 1,2,4 (0: ORT default)."
+    ),
+]
+SweepBatch = Annotated[
+    str | None,
+    typer.Option("--batch", help="Batch size, or a comma list to sweep: 1,8,32."),
+]
+SweepDims = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dim", help="A symbolic dimension, NAME=VALUE or NAME=V1,V2,... to sweep (repeatable)."
+    ),
+]
+Variants = Annotated[
+    str | None,
+    typer.Option(
+        "--variant",
+        help="Precision variant(s) of the profile's model: base (the model: key) or a name "
+        "from its variants: section; a comma list sweeps them, 'all' = every one.",
+    ),
+]
+Warmup = Annotated[int | None, typer.Option("--warmup", help="Warm-up runs, not measured.")]
+Iterations = Annotated[int | None, typer.Option("--iterations", "-n", help="Measured runs.")]
+Duration = Annotated[
+    float | None, typer.Option("--duration", help="Measure for this many seconds instead.")
+]
+SameInput = Annotated[
+    bool, typer.Option("--same-input", help="Feed one input set every time (no rotation).")
+]
+
+
 def parse_dims(values: list[str] | None) -> dict[str, int]:
     dims: dict[str, int] = {}
     for item in values or []:

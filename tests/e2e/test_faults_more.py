@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import matmul_model  # noqa: E402
+from helpers import aia_popen, fault_env, matmul_model  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and signals")
 
@@ -29,28 +29,14 @@ CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TMPDIR"] = str(tmp / "tmp")
-    env["AIA_HOME"] = str(tmp / "home")
-    env["AIA_FAULT_TEST"] = str(tmp)  # marks every process this test's aia starts
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    (tmp / "tmp").mkdir(exist_ok=True)
-    return env
+    return fault_env(tmp, mark=True)
 
 
 def _aia(tmp: Path, *args: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
     env = _env(tmp)
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen(
-        [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return aia_popen(tmp, *args, env=env)
 
 
 def _descendants_of_test(tmp: Path) -> list[str]:

@@ -11,7 +11,6 @@ of a worker remains.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import _wait_for_loop, _worker_of, matmul_model  # noqa: E402
+from helpers import _wait_for_loop, _worker_of, aia_popen, fault_env, matmul_model  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and signals")
 
@@ -31,25 +30,11 @@ CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TMPDIR"] = str(tmp / "tmp")
-    env["AIA_HOME"] = str(tmp / "home")
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    (tmp / "tmp").mkdir(exist_ok=True)
-    return env
+    return fault_env(tmp)
 
 
 def _aia(tmp: Path, *args: str) -> subprocess.Popen[str]:
-    # A fresh process group and SIGINT not ignored, as at a terminal.
-    return subprocess.Popen(
-        [sys.executable, "-c", "from aialliance_cli.cli.main import main; main()", *args],
-        cwd=tmp,
-        env=_env(tmp),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return aia_popen(tmp, *args, env=_env(tmp))
 
 
 def _gone(pid: int, within: float = 5.0) -> bool:
