@@ -287,8 +287,17 @@ def _supervise(
         reader.join(2)
         kept = _read_result(result_path)
         if kept is None or kept.get("status") == "failed":
+            # Say why the worker kept nothing: its own error, or how it ended.
+            if kept is not None:
+                why = f"the worker failed: {kept.get('error')}"
+            else:
+                err.seek(0)
+                tail = [x for x in err.read().splitlines() if x.strip()][-3:]
+                code = proc.poll()
+                how = "was still running" if code is None else f"ended with {_signal_name(code)}"
+                why = f"the worker {how}" + (": " + " | ".join(tail) if tail else "")
             kept = fail(
-                "interrupted before the configuration finished",
+                f"interrupted before the configuration finished ({why})",
                 "interrupted",
                 130,
                 status="interrupted",

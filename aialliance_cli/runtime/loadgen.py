@@ -489,12 +489,15 @@ def run_scenario(
         lg.DestroySUT(sut)
         _RUN_LOCK.release()
 
-    # LoadGen runs in a thread: the calling thread stays free to see a signal at once.
+    # LoadGen runs in a thread: the calling thread stays free to see a signal at once. It
+    # polls with sleep, not Event.wait: a KeyboardInterrupt raised inside Event.wait can
+    # land between its lock's acquire and release and leave the lock held, and the wait
+    # for LoadGen's end after the signal would then fail or hang.
     thread = threading.Thread(target=start, name="aia-loadgen", daemon=True)
     try:
         thread.start()
-        while not ended.wait(0.2):
-            pass
+        while not ended.is_set():
+            time.sleep(0.05)
     except KeyboardInterrupt as exc:
         sut_impl.stopping = True  # LoadGen's remaining queries are answered at once
         if on_stop is not None:
@@ -505,7 +508,7 @@ def run_scenario(
             hold.start()
             if ticker is not None:
                 ticker.stop()
-            finished = not thread.is_alive() or ended.wait(DRAIN_S)
+            finished = _ended_within(ended, DRAIN_S)
             why = f"interrupted by a signal after {sut_impl.samples_done} samples"
             report = sut_impl.partial_report(log_dir, settings, notes, why)
             if finished:
@@ -533,6 +536,16 @@ def run_scenario(
         else 0.0
     )
     return _build_report(name, log_dir, sut_impl.samples_done, duration, settings, notes)
+
+
+def _ended_within(ended: threading.Event, seconds: float) -> bool:
+    """Whether ``ended`` is set within ``seconds`` (polled: see run_scenario)."""
+    limit = time.monotonic() + seconds
+    while not ended.is_set():
+        if time.monotonic() >= limit:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class _Ticker:
