@@ -224,14 +224,24 @@ class _Sut:
             if self.t_first is None:
                 self.t_first = t_issue
         samples = [(q.id, q.index) for q in query_samples]
-        if self.pool is None:
+        if self.pool is None or self.stopping:
+            # After a signal the pool is shut down: answer here, at once. Nothing may
+            # raise into LoadGen's own thread (a C++ thread: the worker would crash
+            # before it writes what it measured).
             self._run(samples, t_issue)
             return
         if self.scenario == "server":
             for one in samples:  # one sample per query; each on its own worker
-                self.pool.submit(self._run, [one], t_issue)
+                self._submit(self._run, [one], t_issue)
         else:  # one task per query, looping over its batches: cheap to issue
-            self.pool.submit(self._run_batches, samples, t_issue)
+            self._submit(self._run_batches, samples, t_issue)
+
+    def _submit(self, task: Callable[..., None], samples: list[tuple[int, int]], t: float) -> None:
+        assert self.pool is not None
+        try:
+            self.pool.submit(task, samples, t)
+        except RuntimeError:  # the pool shut down between the check and the submit
+            self._run(samples, t)
 
     def _run_batches(self, samples: list[tuple[int, int]], t_issue: float) -> None:
         last = len(samples) - self.max_batch
