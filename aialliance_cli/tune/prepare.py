@@ -29,14 +29,26 @@ def is_cached(target: Any, precision: str) -> bool:
     q = PRECISIONS[precision].quantize
     if q is None:
         return True
-    if q["method"] == "static":
-        return False  # its key needs the calibration inputs, which cost a session to make
     from aialliance_cli.models import cache
     from aialliance_cli.models.variants import quant_spec
-    from aialliance_cli.tune.quantize import file_sha256, prepared_key
+    from aialliance_cli.tune.quantize import (
+        FeedsReader,
+        calibration_inputs,
+        file_sha256,
+        prepared_key,
+    )
 
     spec = quant_spec(_spec(q)).resolved()
-    key, _ = prepared_key(file_sha256(target.model_path), spec, None, target.name)
+    digest = None
+    if q["method"] == "static":
+        # Its key holds the calibration inputs' digest: making them (the profile's
+        # sentences through its tokenizer, about a second) is what making the model
+        # would start with anyway.
+        try:
+            digest = FeedsReader(calibration_inputs(target, spec.calibration)).digest
+        except Exception:
+            return False  # making it will say what is wrong, in its own trial
+    key, _ = prepared_key(file_sha256(target.model_path), spec, digest, target.name)
     return cache.lookup(key) is not None
 
 

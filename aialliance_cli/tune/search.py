@@ -8,10 +8,15 @@
                   optimisation, execution mode, batch, OpenVINO hints), each value a short
                   trial with the others at the best so far; a candidate whose numbers
                   disagree with the reference is rejected and never becomes the best
-    4. final      the best few, the ORT default and the plan, measured in alternating
-                  rounds; the median's 95% interval of each pooled set decides: a
-                  candidate within noise of the fastest loses to the more accurate, then
-                  to the one with fewer changes from ONNX Runtime's defaults
+    4. cross      the runner-up backends with the best's settings, then their own threads,
+                  spinning and OpenVINO hint (settings and backend interact), while
+                  screening time is left
+    5. final      the best three, the best of another backend, the ORT default and the plan,
+                  measured in alternating rounds (clearly slower ones leave after two);
+                  it stops after three rounds once the leader won every round, else at five
+                  or when the budget ends. The median's 95% interval of each pooled set
+                  decides: a candidate within noise of the fastest loses to the more
+                  accurate, then to the one with fewer changes from ONNX Runtime's defaults
 
 Every trial runs in a fresh worker process (runtime/worker.py, job kind "tune") with a
 timeout inside the budget; quantized models are made once and cached. Nothing here prints:
@@ -38,10 +43,29 @@ Event = Callable[[dict[str, Any]], None]
 DEFAULT_BUDGET_S = 180.0
 ACCURACY_INPUTS = 16
 # Share of the budget kept for the alternating final and the report.
-FINAL_SHARE = 0.3
+FINAL_SHARE = 0.35
 SLACK_S = 0.5  # kept free at the end for ranking and writing the record
 MAX_FINAL_ROUNDS = 5
-FINAL_CI_PCT = 1.0  # the final stops once every finalist's median is known within this
+SETTLED_ROUNDS = 3  # the final may stop early after this many rounds, when the order is clear
+FINALISTS = 3  # the best few of screening (plus the best of another backend) go to the final
+# A finalist slower than the leader by this factor in every one of at least two rounds
+# leaves the final, so that the rounds left measure the close ones more often.
+DROP_RATIO = 1.05
+# The second pass gives this many runner-up backends (within CROSS_MARGIN of the best)
+# the best settings, then their own threads and spinning.
+CROSS_BACKENDS = 2
+CROSS_MARGIN = 1.5
+# Screening trials: enough timed runs for a stable median (the noise that matters is the
+# machine's, between trials, which more trials average out better than longer ones).
+SCREEN_RUNS = 100
+SCREEN_MIN_S = 1.0
+SCREEN_MAX_S = 3.0
+# Making a quantized model: seconds per MB of the fp32 model on a quiet machine (dynamic
+# about 0.05, static with its calibration about 2.5x that: benchmarks/README.md), scaled
+# by how much slower than NOMINAL_OVERHEAD_S this machine starts a worker.
+PREP_S_PER_MB = 0.06
+STATIC_PREP_FACTOR = 2.5
+NOMINAL_OVERHEAD_S = 2.0
 
 
 def _no_event(_: dict[str, Any]) -> None:
@@ -266,9 +290,12 @@ class Tuner:
         self.ref_dims: dict[str, int] | None = None
         self.overhead_s = 2.0  # worker start + session build, re-estimated from each trial
         self.measure_s = 1.0
-        self.prep_rate_s_per_mb = 0.25  # quantization time, re-estimated when one is made
+        self.prep_rate_s_per_mb: float | None = None  # measured once a model was made
+        self.prep_s = 0.0  # time the current trial spent making its model
         self.interrupted = False
         self.final_reserve = 0.0
+        self.final_rounds: list[dict[Candidate, float]] = []  # per round: finalist -> p50
+        self._cached: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ time
 
@@ -292,19 +319,28 @@ class Tuner:
                 lambda m: self.on_event({"event": "status", "message": m}),
             )
             spent = time.monotonic() - t
+            self.prep_s = spent
             mb = max(1.0, self.target.model_path.stat().st_size / 1e6)
-            if spent > 1.0:
-                self.prep_rate_s_per_mb = max(self.prep_rate_s_per_mb, spent / mb)
+            if spent > 1.0 and not self._cached.get(precision, False):
+                factor = STATIC_PREP_FACTOR if precision == "int8-static" else 1.0
+                self.prep_rate_s_per_mb = spent / mb / factor
         return self.targets[precision]
 
     def affordable_prep(self, precision: str) -> bool:
+        """Can ``precision``'s model be made (or is it cached) and still leave a trial?"""
         from aialliance_cli.tune.prepare import is_cached
 
-        if precision in self.targets or is_cached(self.target, precision):
+        if precision in self.targets:
+            return True
+        if precision not in self._cached:
+            self._cached[precision] = is_cached(self.target, precision)
+        if self._cached[precision]:
             return True
         mb = max(1.0, self.target.model_path.stat().st_size / 1e6)
-        static = precision == "int8-static"
-        estimate = mb * self.prep_rate_s_per_mb * (4 if static else 1)
+        rate = self.prep_rate_s_per_mb
+        if rate is None:  # nothing made yet: the quiet machine's rate, as slow as this one is
+            rate = PREP_S_PER_MB * max(1.0, self.overhead_s / NOMINAL_OVERHEAD_S)
+        estimate = mb * rate * (STATIC_PREP_FACTOR if precision == "int8-static" else 1.0)
         return estimate + self.trial_cost() < self.left() - self.final_reserve
 
     def run_trial(self, cand: Candidate, stage: str, measure_s: float) -> Trial:
@@ -324,6 +360,7 @@ class Tuner:
             }
         )
         started = time.monotonic()
+        self.prep_s = 0.0
         try:
             tgt = self.target_for(cand.precision)
         except Exception as exc:  # a precision that cannot be made fails its trials only
@@ -398,7 +435,8 @@ class Tuner:
         )
         measured = sum(lat) / 1e3
         spent_acc = float(result.get("accuracy_s") or 0.0)
-        self.overhead_s = 0.5 * self.overhead_s + 0.5 * max(0.2, wall - measured - spent_acc)
+        spent = wall - measured - spent_acc - self.prep_s  # making a model is not overhead
+        self.overhead_s = 0.5 * self.overhead_s + 0.5 * max(0.2, spent)
         if acc is not None:
             self._score(cand, out_path, result.get("accuracy_inputs"))
         return self._done(trial)
@@ -536,7 +574,11 @@ class Tuner:
         self.final_reserve = reserve
         screen_time = self.left() - reserve
         per = screen_time / max(1, planned_trials)
-        self.measure_s = min(3.0, max(0.25, per - self.overhead_s))
+        # Long enough for a stable median, and no longer: time left over goes to the second
+        # pass and the final, where it decides more.
+        ref_p50 = _median(ref.latencies_ms) if ref.latencies_ms else 0.0
+        cap = min(SCREEN_MAX_S, max(SCREEN_MIN_S, SCREEN_RUNS * ref_p50 / 1e3))
+        self.measure_s = min(cap, max(0.25, per - self.overhead_s))
         best = self._best_start(default, plan)
         skipped: list[str] = []
         for name, values in dims:
@@ -563,7 +605,48 @@ class Tuner:
             self.notes.append(
                 "the budget ran out before these were tried: " + ", ".join(dict.fromkeys(skipped))
             )
+        self._cross(best, reserve)
+        if self.interrupted:
+            return
         self._final(default, plan)
+
+    def _cross(self, best: Candidate, reserve: float) -> None:
+        """Second pass: the runner-up backends with the best's settings, then their own.
+
+        Coordinate descent tunes threads and spinning for the best backend only, but the
+        settings interact with the backend: on a loaded 2-core machine OpenVINO with one
+        thread and no spinning beat everything, while OpenVINO with ORT's defaults did not
+        (benchmarks/README.md). Runs only while screening time is left.
+        """
+        from aialliance_cli.tune.space import Backend
+
+        ref = self.screen_p50(best)
+        if ref is None:
+            return
+        runners: dict[tuple[Any, ...], tuple[float, Candidate]] = {}
+        for cand in self.samples:
+            key = _backend_key(cand)
+            p = self.screen_p50(cand)
+            if cand.batch != best.batch or not self.accepted(cand) or p is None:
+                continue
+            if key == _backend_key(best) or p > CROSS_MARGIN * ref:
+                continue
+            if key not in runners or p < runners[key][0]:
+                runners[key] = (p, cand)
+        dims = [(n, v) for n, v in self._dimensions() if n in ("threads", "spinning", "ov_hint")]
+        for _, start in sorted(runners.values(), key=lambda pc: pc[0])[:CROSS_BACKENDS]:
+            key = _backend_key(start)
+            local = Backend(start.ep, start.env, start.precision).candidate(best)
+            steps: list[tuple[str | None, list[Any]]] = [(None, [local]), *dims]
+            for name, values in steps:
+                for value in values:
+                    cand = value if name is None else self._with(local, name, value)
+                    if cand is None or cand in self.samples or cand in self.failed:
+                        continue
+                    if self.left() - reserve < self.trial_cost() or self.interrupted:
+                        return
+                    self.run_trial(cand, f"cross:{name or 'settings'}", self.measure_s)
+                local = self._best_of_screen(local, backend=key)
 
     def _best_start(self, default: Candidate, plan: Candidate) -> Candidate:
         p_plan = self.screen_p50(plan) if plan != default else None
@@ -572,10 +655,15 @@ class Tuner:
             return plan
         return default
 
-    def _best_of_screen(self, current: Candidate) -> Candidate:
+    def _best_of_screen(
+        self, current: Candidate, backend: tuple[Any, ...] | None = None
+    ) -> Candidate:
+        """The accepted candidate with the lowest screening p50 (of one backend if given)."""
         best, best_p = current, self.screen_p50(current)
         for cand in self.samples:
             if not self.accepted(cand):
+                continue
+            if backend is not None and (_backend_key(cand) != backend or cand.batch != best.batch):
                 continue
             p = self.screen_p50(cand)
             if p is not None and (best_p is None or p < best_p):
@@ -627,44 +715,95 @@ class Tuner:
         raise ValueError(name)
 
     def _final(self, default: Candidate, plan: Candidate) -> None:
-        """Alternating rounds over the best few, the ORT default and the plan."""
+        """Alternating rounds over the best few, the ORT default and the plan.
+
+        The finalists: the FINALISTS best of screening and the best of the next backend
+        (a single screening trial can be lucky or unlucky by a third on a shared machine),
+        then ORT's default and aia's plan. Each round measures every finalist once, in
+        alternating order; from the second round on, a finalist slower than the leader by
+        DROP_RATIO in every round so far leaves (its rounds still count), so that the rest
+        of the time goes to the close ones.
+        """
         ranked = sorted(
             (c for c in self.samples if self.accepted(c)),
             key=lambda c: self.screen_p50(c) or math.inf,
         )
-        finalists = list(dict.fromkeys([*ranked[:2], default, plan]))
+        top = ranked[:FINALISTS]
+        others = [c for c in ranked if _backend_key(c) not in {_backend_key(t) for t in top}]
+        finalists = list(dict.fromkeys([*top, *others[:1], default, plan]))
         finalists = [c for c in finalists if c in self.samples]
         if len(finalists) < 2:
             return
         left = self.left()
-        per_round = len(finalists) * self.overhead_s
-        rounds = MAX_FINAL_ROUNDS if left > 3 * per_round * 2 else 2
-        m = (left / rounds - per_round) / len(finalists)
+        n = len(finalists)
+        cap = min(max(1.0, 2 * self.measure_s), 5.0)
+        m = 0.0
+        for rounds in range(MAX_FINAL_ROUNDS, 1, -1):
+            m = (left / rounds - n * self.overhead_s) / n
+            if m >= min(cap, 0.5):
+                break
         if m < 0.2:
             self.notes.append(
                 "no time was left for an alternating final: the ranking uses the screening runs"
             )
             return
-        m = min(m, max(1.0, 3 * self.measure_s), 5.0)
-        for r in range(rounds):
-            for cand in finalists if r % 2 == 0 else reversed(finalists):
-                if self.left() < self.overhead_s + m * 0.5 or self.interrupted:
+        m = min(m, cap)
+        active = list(finalists)
+        for r in range(MAX_FINAL_ROUNDS):
+            if self.left() < len(active) * (self.overhead_s + m) or self.interrupted:
+                return  # only whole rounds: each finalist measured as often as the others
+            p50s: dict[Candidate, float] = {}
+            for cand in active if r % 2 == 0 else reversed(active):
+                if self.interrupted:
                     return
                 trial = self.run_trial(cand, f"final:{r + 1}", m)
                 if trial.status == "ok":
                     self.final_samples.setdefault(cand, []).append(trial.latencies_ms)
-            if r >= 1 and self._settled(finalists):
+                    p50s[cand] = _median(self.cost(cand, trial.latencies_ms))
+            self.final_rounds.append(p50s)
+            active = [c for c in active if c in p50s]  # one that failed here is done
+            if len(active) < 2:
+                return
+            if r >= 1:
+                active = self._keep_close(active)
+            if r + 1 >= SETTLED_ROUNDS and self._settled(active):
                 return
 
-    def _settled(self, finalists: Sequence[Candidate]) -> bool:
-        """Every finalist's median known within FINAL_CI_PCT: more rounds would not change much."""
-        from aialliance_cli.results.stats import relative_ci_halfwidth
+    def _round_ratios(self, cand: Candidate, leader: Candidate) -> list[float]:
+        """cand's p50 over the leader's, per final round where both ran."""
+        return [
+            p[cand] / p[leader]
+            for p in self.final_rounds
+            if cand in p and leader in p and p[leader] > 0
+        ]
 
-        for cand in finalists:
-            st, _, _ = self._stats(cand)
-            if relative_ci_halfwidth(st) * 100 > FINAL_CI_PCT:
-                return False
-        return True
+    def _final_leader(self, active: Sequence[Candidate]) -> Candidate:
+        from aialliance_cli.results.stats import latency_stats
+
+        def pooled(c: Candidate) -> float:
+            runs = self.final_samples.get(c, [])
+            return latency_stats([x for run in runs for x in self.cost(c, run)]).p50
+
+        return min(active, key=pooled)
+
+    def _keep_close(self, active: list[Candidate]) -> list[Candidate]:
+        leader = self._final_leader(active)
+        keep = []
+        for c in active:
+            ratios = self._round_ratios(c, leader)
+            if c != leader and len(ratios) >= 2 and min(ratios) > DROP_RATIO:
+                continue
+            keep.append(c)
+        return keep
+
+    def _settled(self, active: Sequence[Candidate]) -> bool:
+        """The leader was faster than every other finalist in every round: more rounds
+        would not change the order (the round-to-round swings of a shared machine are what
+        a pooled interval misses)."""
+        leader = self._final_leader(active)
+        return all(
+            min(self._round_ratios(c, leader), default=0.0) > 1.0 for c in active if c != leader
+        )
 
     # ------------------------------------------------------------------ answer
 
@@ -777,6 +916,11 @@ class Tuner:
             return (-round(float(acc), 3), r.candidate.changes(), r.p50)
 
         return min(ties, key=prefer)
+
+
+def _backend_key(cand: Candidate) -> tuple[Any, ...]:
+    """Where and in what precision a candidate runs (its EP options aside)."""
+    return (cand.ep, cand.env, cand.precision)
 
 
 def _metric_name(task: str | None) -> str:

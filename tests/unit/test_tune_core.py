@@ -291,3 +291,69 @@ def test_a_measurably_faster_candidate_wins(monkeypatch) -> None:
     out = t._outcome()
     assert out.winner.candidate == two and out.winner.verdict_default == "faster"
     assert abs(out.winner.speedup_default - 1.25) < 0.01
+
+
+def _scripted_tuner(monkeypatch, cost):
+    """A Tuner whose trials return ``cost(candidate, round)`` ms instead of running a worker.
+
+    Only the search's choices are under test here: what it tries, in what order, and
+    which finalists it keeps measuring.
+    """
+    from aialliance_cli.tune import search
+    from aialliance_cli.tune.space import Backend, Space
+
+    monkeypatch.setattr(search, "plan_candidate", lambda target, inv: Candidate())
+    backends = [
+        Backend(CPU_EP, None, "fp32"),
+        Backend(CPU_EP, None, "int8-dynamic"),
+        Backend(OV_EP, "ov", "fp32"),
+    ]
+    space = Space(backends, [0, 1, 2], [None, False], ["all"], [("sequential", 0)], [None], [None])
+    t = _tuner(monkeypatch)
+    t.space = space
+    t.settings = TuneSettings(budget_s=600)
+    t.deadline = t.t0 + 600
+    t.affordable_prep = lambda precision: True  # type: ignore[method-assign]
+    seen: dict[Candidate, int] = {}
+
+    def fake_trial(cand, stage, measure_s):
+        seen[cand] = seen.get(cand, 0) + 1
+        t.accuracy.setdefault(cand.numeric_key(), {"value": 0.995, "passed": True})
+        trial = search.Trial(cand, stage, "ok", latencies_ms=_lat(cost(cand, seen[cand])))
+        return t._done(trial)
+
+    t.run_trial = fake_trial  # type: ignore[method-assign]
+    return t
+
+
+def test_the_second_pass_tunes_threads_and_spinning_of_the_runner_up(monkeypatch) -> None:
+    # int8 on the CPU EP is the best backend at ORT's defaults, but OpenVINO with one
+    # thread and no spinning is faster than anything int8 reaches (a loaded machine).
+    def cost(c: Candidate, _: int) -> float:
+        if c.ep == OV_EP:
+            return (12.0 if c.threads == 1 else 18.0) - (3.0 if c.spinning is False else 0.0)
+        base = 15.0 if c.precision == "int8-dynamic" else 20.0
+        return base - (1.0 if c.threads == 2 else 0.0)
+
+    t = _scripted_tuner(monkeypatch, cost)
+    out = t.search()
+    ov_best = Candidate(ep=OV_EP, env="ov", threads=1, spinning=False)
+    assert ov_best in t.samples, [c.label() for c in t.samples]
+    assert out.winner.candidate == ov_best and out.winner.measured == "final"
+
+
+def test_the_final_drops_clearly_slower_finalists_and_stops_once_settled(monkeypatch) -> None:
+    def cost(c: Candidate, _: int) -> float:
+        if c.precision == "int8-dynamic":
+            return 10.0 if (c.threads, c.spinning) == (0, None) else 10.2
+        return 20.0 if c.ep == CPU_EP else 19.0
+
+    t = _scripted_tuner(monkeypatch, cost)
+    out = t.search()
+    assert out.winner.candidate == Candidate(precision="int8-dynamic")
+    rounds = t.final_rounds
+    # ORT's default (2x slower) leaves after two rounds; the leader won every round,
+    # so the final stops at three.
+    assert len(rounds) == 3
+    assert sum(Candidate() in r for r in rounds) == 2
+    assert all(Candidate(precision="int8-dynamic") in r for r in rounds)
