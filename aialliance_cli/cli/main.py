@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> None:
 
     interrupts.install()  # SIGTERM and SIGHUP stop aia like Ctrl-C: results kept, 143 / 129
     args = sys.argv[1:] if argv is None else argv
-    head_start(args)
     try:
+        # Inside the try: a signal held back while the worker spawns acts when it is
+        # spawned, and must end aia as any other signal does (exit 143, no traceback).
+        head_start(args)
         from aialliance_cli.cli.app import run
 
         run(args, argv)
