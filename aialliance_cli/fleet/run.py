@@ -24,6 +24,10 @@ from aialliance_cli.fleet.nodes import Node
 
 CANCEL_GRACE_S = 15.0  # a cancelled node's worker gets this long to hand back what it kept
 DETECT_TIMEOUT_S = 120.0
+# Ray runs task workers at nice 15, and aia's measuring worker inherits it from the task:
+# on a cluster aia did not start, the benchmark task asks for a worker at nice 0 (as
+# Ray's own job supervisor does). A local cluster is started so (connect.py).
+BENCH_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 
 @dataclass(eq=False)  # compared by identity: the driver's queues hold these objects
@@ -275,12 +279,14 @@ def fleet_bench(
                 continue
             n = nxt.node
             args = (spec, model) if model is not None else (spec,)
+            extra = {} if local else {"runtime_env": BENCH_RUNTIME_ENV}
             ref = task.options(
                 scheduling_strategy=_affinity(n),
                 num_cpus=n.cpus,  # the whole node: nothing else of Ray runs beside it
                 max_retries=0,
                 retry_exceptions=False,
                 name=f"aia-bench-{n.name}",
+                **extra,
             ).remote(*args)
             nxt.status, nxt.started = "running", time.monotonic()
             running[ref] = nxt
