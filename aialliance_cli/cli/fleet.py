@@ -403,7 +403,7 @@ class _Progress:
         if self.live:
             from aialliance_cli.cli.output import new_progress
 
-            self.progress = new_progress()
+            self.progress = new_progress(refresh_per_second=1)  # a node measures meanwhile
             self.progress.__enter__()
             self.task = self.progress.add_task(self._line(), total=self.total)
         return self

@@ -311,8 +311,11 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Any]:
         yield update
 
 
-def new_progress() -> Any:
-    """The one progress display of aia: description, bar, done/total, elapsed; on stderr."""
+def new_progress(refresh_per_second: float = 10) -> Any:
+    """The one progress display of aia: description, bar, done/total, elapsed; on stderr.
+
+    A display that changes once a second (elapsed time, nodes done) may refresh that
+    seldom, so that it does not wake this process ten times a second meanwhile."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -328,6 +331,7 @@ def new_progress() -> Any:
         TimeElapsedColumn(),
         console=stderr_console(),
         transient=True,
+        refresh_per_second=refresh_per_second,
     )
 
 
