@@ -244,7 +244,7 @@ parent, me, known = int(sys.argv[1]), os.getpid(), {}
 def stat(pid):
     with open(f"/proc/{pid}/stat") as f:
         rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[1]), rest[19]  # ppid, start time (a reused pid is not ours)
+    return int(rest[1]), rest[19], rest[0]  # ppid, start time (a reused pid is not ours), state
 
 
 def scan():
@@ -252,7 +252,7 @@ def scan():
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                ppid, start = stat(int(d))
+                ppid, start, _ = stat(int(d))
             except (OSError, IndexError, ValueError):
                 continue
             kids.setdefault(ppid, []).append((int(d), start))
@@ -272,15 +272,20 @@ while True:
     except OSError:
         break
     scan()
-for _ in range(4):  # what aia started, and what that started meanwhile
+for _ in range(20):  # what aia started, and what that started meanwhile
     scan()
+    alive = 0
     for pid, start in known.items():
         try:
-            if stat(pid)[1] == start:
+            _, started, state = stat(pid)
+            if started == start and state not in "ZX":
                 os.kill(pid, signal.SIGKILL)
+                alive += 1
         except (OSError, IndexError, ValueError):
             pass
-    time.sleep(0.5)
+    if not alive:  # nothing of it runs, so nothing can start anything more
+        break
+    time.sleep(0.1)
 """
 
 
