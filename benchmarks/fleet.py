@@ -1,26 +1,35 @@
 """What does a fleet cost? `aia fleet bench --local 3` against `aia bench` run alone.
 
-Each round runs, in alternating order so that machine noise hits both sides alike:
+Each round runs, in an order that rotates from round to round so that machine noise
+hits every side alike:
 
 - fleet: ``aia fleet bench TARGET --local 3 -n N --out f.jsonl``: a throw-away local Ray
   cluster of three nodes, whose benchmarks run one after the other (one machine);
-- alone: three ``aia bench TARGET -n N --json`` runs, one after the other.
+- alone: three ``aia bench TARGET -n N --json`` runs, one after the other;
+- with ``--before DIR``, also "before": the fleet command of the aia in DIR (a checkout
+  of an earlier commit, put first on PYTHONPATH), to show a change under the same noise.
 
-It reports each node's p50 against the alone runs' p50 of the same round (target:
-within 3%), the wall time of the fleet command against the three alone runs, and
-the local cluster's start-up cost (read from the command's own "up in X s" line).
+It reports each node's p50 against the alone runs' median p50 of the same round
+(target: within 3%), the same pooled over all rounds (median of every node's p50s over
+the median of every alone p50), the wall time of the fleet command against the three
+alone runs, and the local cluster's start-up (the command's own "up in X s" line).
 
-Without TARGET it builds a MatMul model (x[1,1024] @ W[1024,1024] -> Relu, about 1 ms
-a run), so that rounds stay short on a small, shared machine.
+Without TARGET it builds a MatMul model (x[1,1024] @ W[1024,1024] -> Relu, well under
+1 ms a run), so that rounds stay short on a small, shared machine. ``--bench-args``
+go to both sides (e.g. "--threads 1": one ONNX Runtime thread is far less disturbed
+by whatever else wakes up on a 2-core machine than two threads that wait for each other).
 
-Run:  python benchmarks/fleet.py [TARGET] [--rounds 3] [--iterations 300] [--nodes 3]
+Run:  python benchmarks/fleet.py [TARGET] [--rounds 10] [--iterations 300] [--nodes 3]
+          [--bench-args "--threads 1"] [--before /path/to/old/checkout]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -32,18 +41,26 @@ from pathlib import Path
 print = partial(print, flush=True)  # noqa: A001 (progress shows while it runs)
 
 
-def _aia(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _aia(*args: str, pythonpath: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-m", "aialliance_cli", *args], capture_output=True, text=True
+        [sys.executable, "-m", "aialliance_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),  # `python -m` puts its cwd first: PYTHONPATH decides
     )
     return p, time.perf_counter() - t0
 
 
-def fleet_round(target: list[str], n: int, iterations: int, tmp: Path, i: int) -> dict:
-    out = tmp / f"fleet-{i}.jsonl"
-    p, wall = _aia("fleet", "bench", *target, "--local", str(n), "-n", str(iterations),
-                   "--out", str(out))  # fmt: skip
+def fleet_round(
+    target: list[str], n: int, iterations: int, extra: list[str], out: Path, pythonpath: str | None
+) -> dict:
+    p, wall = _aia("fleet", "bench", *target, "--local", str(n), "-n", str(iterations), *extra,
+                   "--out", str(out), pythonpath=pythonpath)  # fmt: skip
     if p.returncode != 0:
         raise SystemExit(f"fleet run failed ({p.returncode}): {p.stderr[-2000:]}")
     up = re.search(r"local Ray cluster up in ([\d.]+) s", p.stderr)
@@ -55,13 +72,15 @@ def fleet_round(target: list[str], n: int, iterations: int, tmp: Path, i: int) -
     }
 
 
-def alone_round(target: list[str], n: int, iterations: int) -> dict:
+def alone_round(target: list[str], n: int, iterations: int, extra: list[str]) -> dict:
     p50s, walls = [], []
     for _ in range(n):
-        p, wall = _aia("bench", *target, "-n", str(iterations), "--json")
+        p, wall = _aia("bench", *target, "-n", str(iterations), *extra, "--json")
         if p.returncode != 0:
             raise SystemExit(f"aia bench failed ({p.returncode}): {p.stderr[-2000:]}")
-        p50s.append(json.loads(p.stdout)["metrics"]["latency_ms"]["p50"])
+        doc = json.loads(p.stdout)
+        doc = doc[0] if isinstance(doc, list) else doc  # --json gives a list of results
+        p50s.append(doc["metrics"]["latency_ms"]["p50"])
         walls.append(wall)
     return {"wall": sum(walls), "p50": p50s}
 
@@ -84,59 +103,91 @@ def _matmul_model(path: Path, k: int = 1024, n: int = 1024) -> Path:
     return path
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def summarize(name: str, fleet: list[dict], alone: list[dict], n: int) -> float:
+    """Per-node and pooled ratios of one fleet side; returns the all-nodes median ratio."""
+    ratios: dict[str, list[float]] = {}
+    for f, a in zip(fleet, alone, strict=True):
+        base = statistics.median(a["p50"])
+        for node, p50 in f["p50"].items():
+            ratios.setdefault(node, []).append(p50 / base)
+    print(f"\n{name}:")
+    alone_all = statistics.median(x for a in alone for x in a["p50"])
+    for node, rs in sorted(ratios.items()):
+        r = statistics.median(rs)
+        pooled = statistics.median(f["p50"][node] for f in fleet) / alone_all
+        print(
+            f"  {node}: median per-round p50 ratio fleet/alone {r:.3f} ({(r - 1) * 100:+.1f}%); "
+            f"pooled {pooled:.3f}"
+        )
+    all_r = statistics.median(r for rs in ratios.values() for r in rs)
+    pooled_all = statistics.median(x for f in fleet for x in f["p50"].values()) / alone_all
+    print(
+        f"  all nodes: median per-round ratio {all_r:.3f} ({(all_r - 1) * 100:+.1f}%); pooled "
+        f"{pooled_all:.3f} (median p50 {alone_all:.4f} ms alone)"
+    )
+    fw = statistics.median(f["wall"] for f in fleet)
+    aw = statistics.median(a["wall"] for a in alone)
+    up = statistics.median(f["startup"] for f in fleet)
+    print(
+        f"  wall: fleet bench --local {n} {fw:.1f} s vs {n} sequential aia bench {aw:.1f} s "
+        f"(x{fw / aw:.2f}); local cluster start-up {up:.1f} s (range "
+        f"{min(f['startup'] for f in fleet):.1f}-{max(f['startup'] for f in fleet):.1f}); "
+        f"fleet without start-up {fw - up:.1f} s (x{(fw - up) / aw:.2f})"
+    )
+    return all_r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", nargs="?", default=None, help="profile or model (a MatMul model)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--bench-args", default="", help='options for both sides, e.g. "--threads 1"')
+    ap.add_argument("--before", default=None, help="a checkout of an earlier aia: a third side")
     args = ap.parse_args()
-    fleet, alone = [], []
+    extra = shlex.split(args.bench_args)
+    sides = ["fleet", "alone"] + (["before"] if args.before else [])
+    runs: dict[str, list[dict]] = {s: [] for s in sides}
+    print(f"load average at start: {_load()}")
     with tempfile.TemporaryDirectory() as d:
-        target = [args.target or str(_matmul_model(Path(d) / "fleet_mm.onnx"))]
+        given = args.target and (str(Path(args.target).absolute()) if Path(args.target).exists()
+                                 else args.target)  # fmt: skip
+        target = [given or str(_matmul_model(Path(d) / "fleet_mm.onnx"))]
         _aia("bench", *target, "-n", "5")  # resolve/export the model once, outside the timing
         for i in range(args.rounds):
-            order = ("fleet", "alone") if i % 2 == 0 else ("alone", "fleet")
-            for side in order:
-                if side == "fleet":
-                    fleet.append(fleet_round(target, args.nodes, args.iterations, Path(d), i))
-                    f = fleet[-1]
-                    p50s = " ".join(f"{k} {v:.3f}" for k, v in sorted(f["p50"].items()))
-                    print(
-                        f"round {i + 1} fleet: wall {f['wall']:.1f} s (cluster up "
-                        f"{f['startup']:.1f} s), p50 ms: {p50s}"
-                    )
-                else:
-                    alone.append(alone_round(target, args.nodes, args.iterations))
-                    a = alone[-1]
+            k = i % len(sides)
+            for side in sides[k:] + sides[:k]:
+                if side == "alone":
+                    a = alone_round(target, args.nodes, args.iterations, extra)
+                    runs[side].append(a)
                     print(
                         f"round {i + 1} alone: wall {a['wall']:.1f} s for {args.nodes} runs, "
-                        f"p50 ms: {' '.join(f'{x:.3f}' for x in a['p50'])}"
+                        f"p50 ms: {' '.join(f'{x:.4f}' for x in a['p50'])}"
                     )
-    # Per round: each node's p50 over the median alone p50 of the same round.
-    ratios: dict[str, list[float]] = {}
-    for f, a in zip(fleet, alone, strict=True):
-        base = statistics.median(a["p50"])
-        for node, p50 in f["p50"].items():
-            ratios.setdefault(node, []).append(p50 / base)
-    print(f"\n{args.rounds} rounds x {args.iterations} iterations, {args.nodes} nodes")
-    worst = 0.0
-    for node, rs in sorted(ratios.items()):
-        r = statistics.median(rs)
-        worst = max(worst, abs(r - 1))
-        print(f"{node}: median per-round p50 ratio fleet/alone {r:.3f} ({(r - 1) * 100:+.1f}%)")
-    all_r = statistics.median(r for rs in ratios.values() for r in rs)
-    print(f"all nodes: median ratio {all_r:.3f} ({(all_r - 1) * 100:+.1f}%)")
-    fw = statistics.median(f["wall"] for f in fleet)
-    aw = statistics.median(a["wall"] for a in alone)
-    up = statistics.median(f["startup"] for f in fleet)
+                    continue
+                out = Path(d) / f"{side}-{i}.jsonl"
+                pp = args.before if side == "before" else None
+                f = fleet_round(target, args.nodes, args.iterations, extra, out, pp)
+                runs[side].append(f)
+                p50s = " ".join(f"{k} {v:.4f}" for k, v in sorted(f["p50"].items()))
+                print(
+                    f"round {i + 1} {side}: wall {f['wall']:.1f} s (cluster up "
+                    f"{f['startup']:.1f} s), p50 ms: {p50s}"
+                )
     print(
-        f"wall: fleet bench --local {args.nodes} {fw:.1f} s vs {args.nodes} sequential aia "
-        f"bench {aw:.1f} s (x{fw / aw:.2f}); local cluster start-up {up:.1f} s; fleet "
-        f"without start-up {fw - up:.1f} s (x{(fw - up) / aw:.2f})"
+        f"\n{args.rounds} rounds x {args.iterations} iterations, {args.nodes} nodes, bench "
+        f"args {extra or 'none'}; load average at end: {_load()}"
     )
+    all_r = summarize("fleet (this aia)", runs["fleet"], runs["alone"], args.nodes)
+    if args.before:
+        summarize(f"before ({args.before})", runs["before"], runs["alone"], args.nodes)
     verdict = "PASS" if abs(all_r - 1) <= 0.03 else "FAIL"
-    print(f"target: each node's p50 within 3% of aia bench alone -> {verdict}")
+    print(f"\ntarget: each node's p50 within 3% of aia bench alone -> {verdict}")
 
 
 if __name__ == "__main__":
