@@ -53,7 +53,7 @@ def niceness_warning(nice: int | None) -> str | None:
     return (
         f"measured at nice {nice} (the Ray worker's, which aia could not lower): the "
         "node's Ray daemons and other processes win the CPU over the benchmark; start "
-        "Ray on the node with RAY_worker_niceness=0"
+        "Ray on the node at nice 0 and with RAY_worker_niceness=0"
     )
 
 
