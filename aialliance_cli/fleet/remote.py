@@ -48,7 +48,9 @@ def _lower_niceness() -> int | None:
 
 
 def niceness_warning(nice: int | None) -> str | None:
-    if not nice:
+    """A warning when the benchmark ran below normal priority (a negative niceness,
+    where an administrator started Ray so, is no handicap)."""
+    if nice is None or nice <= 0:
         return None
     return (
         f"measured at nice {nice} (the Ray worker's, which aia could not lower): the "

@@ -145,8 +145,9 @@ def test_fleet_bench_appends_each_node_as_it_finishes(
         assert r["machine"]["cpu"]["model_name"], "each record carries its node's inventory"
         assert r["fleet"]["runtime"]["node_id"] == r["fleet"]["node_id"]
         assert len(r["fleet"]["shares_machine_with"]) == 2
-        # Ray's task workers run at nice 15; the benchmark's asks for 0 (as `aia bench`).
-        assert r["fleet"]["runtime"]["niceness"] == 0
+        # Ray's task workers run at nice 15; the benchmark's asks for the raylet's own
+        # (this process's, which started the cluster), as `aia bench` alone would run.
+        assert r["fleet"]["runtime"]["niceness"] <= max(os.nice(0), 0)
         assert not any("measured at nice" in w for w in r.get("warnings") or [])
     # One machine: never two at once, said so on stderr.
     assert "benchmarked one after the other" in stderr
@@ -357,7 +358,8 @@ def test_local_cluster_sigterm_keeps_finished_nodes_and_leaves_no_process(
     for k in kids:
         with contextlib.suppress(psutil.Error, IndexError):  # gone, or a zombie
             nice.setdefault(Path(k.cmdline()[0]).name, set()).add(k.nice())
-    assert nice.get("gcs_server") == {19} and nice.get("raylet") == {0}, nice
+    own = os.nice(0)  # CI may run the tests at another niceness than 0
+    assert nice.get("gcs_server") == {19} and nice.get("raylet") == {own}, nice
     time.sleep(2)
     proc.send_signal(15)
     proc.wait(timeout=120)
@@ -368,7 +370,7 @@ def test_local_cluster_sigterm_keeps_finished_nodes_and_leaves_no_process(
     records = _records(out)
     assert records[0]["fleet"]["node_name"] == "local-0"
     assert records[0]["status"] == "ok" and records[0]["fleet"]["local_cluster"]
-    assert records[0]["fleet"]["runtime"]["niceness"] == 0
+    assert records[0]["fleet"]["runtime"]["niceness"] <= max(own, 0)
     time.sleep(1)
     left = [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"left running after aia ended: {[k.cmdline()[:3] for k in left]}"

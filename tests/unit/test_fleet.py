@@ -421,6 +421,7 @@ def test_a_benchmark_measured_above_nice_0_says_so() -> None:
     from aialliance_cli.fleet.remote import niceness_warning
 
     assert niceness_warning(0) is None and niceness_warning(None) is None
+    assert niceness_warning(-5) is None  # Ray started above normal priority: no handicap
     text = niceness_warning(15)
     assert text is not None and "nice 15" in text and "RAY_worker_niceness=0" in text
 
