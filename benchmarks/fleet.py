@@ -14,13 +14,16 @@ It reports each node's p50 against the alone runs' median p50 of the same round
 the median of every alone p50), the wall time of the fleet command against the three
 alone runs, and the local cluster's start-up (the command's own "up in X s" line).
 
-Without TARGET it builds a MatMul model (x[1,1024] @ W[1024,1024] -> Relu, well under
-1 ms a run), so that rounds stay short on a small, shared machine. ``--bench-args``
+Without TARGET it builds a MatMul model (x[ROWS,1024] @ W[1024,1024] -> Relu). With
+``--rows 1`` a run is well under 0.1 ms and rounds stay short, but such a run is
+dominated by how the two threads wake each other: `aia bench` alone spreads 0.05 to
+0.19 ms from one process to the next on a 2-core VM. ``--rows 64`` (a few ms a run)
+is what resolves a few per cent. ``--bench-args``
 go to both sides (e.g. "--threads 1": one ONNX Runtime thread is far less disturbed
 by whatever else wakes up on a 2-core machine than two threads that wait for each other).
 
 Run:  python benchmarks/fleet.py [TARGET] [--rounds 10] [--iterations 300] [--nodes 3]
-          [--bench-args "--threads 1"] [--before /path/to/old/checkout]
+          [--rows 64] [--bench-args "--threads 1"] [--before /path/to/old/checkout]
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def alone_round(target: list[str], n: int, iterations: int, extra: list[str]) ->
     return {"wall": sum(walls), "p50": p50s}
 
 
-def _matmul_model(path: Path, k: int = 1024, n: int = 1024) -> Path:
+def _matmul_model(path: Path, m: int = 1, k: int = 1024, n: int = 1024) -> Path:
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -93,8 +96,8 @@ def _matmul_model(path: Path, k: int = 1024, n: int = 1024) -> Path:
     w = numpy_helper.from_array(
         np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "W"
     )
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
     nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
     graph = helper.make_graph(nodes, "fleet_mm", [x], [y], initializer=[w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -147,6 +150,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=1, help="rows of the MatMul model's input")
     ap.add_argument("--bench-args", default="", help='options for both sides, e.g. "--threads 1"')
     ap.add_argument("--before", default=None, help="a checkout of an earlier aia: a third side")
     args = ap.parse_args()
@@ -157,7 +161,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         given = args.target and (str(Path(args.target).absolute()) if Path(args.target).exists()
                                  else args.target)  # fmt: skip
-        target = [given or str(_matmul_model(Path(d) / "fleet_mm.onnx"))]
+        target = [given or str(_matmul_model(Path(d) / "fleet_mm.onnx", args.rows))]
         _aia("bench", *target, "-n", "5")  # resolve/export the model once, outside the timing
         for i in range(args.rounds):
             k = i % len(sides)
@@ -180,7 +184,8 @@ def main() -> None:
                     f"{f['startup']:.1f} s), p50 ms: {p50s}"
                 )
     print(
-        f"\n{args.rounds} rounds x {args.iterations} iterations, {args.nodes} nodes, bench "
+        f"\n{args.rounds} rounds x {args.iterations} iterations, {args.nodes} nodes, "
+        f"{'model rows ' + str(args.rows) + ', ' if not args.target else ''}bench "
         f"args {extra or 'none'}; load average at end: {_load()}"
     )
     all_r = summarize("fleet (this aia)", runs["fleet"], runs["alone"], args.nodes)
