@@ -86,6 +86,7 @@ def _load(model: Any, tokenizer_dir: Any, threads: int | None) -> Any:
     from aialliance_cli.genai.export import locate_decoder
 
     so = ort.SessionOptions()
+    so.enable_mem_pattern = False  # a prompt length per run: no pattern is ever replayed
     if threads:
         so.intra_op_num_threads = threads
     files = locate_decoder(model)

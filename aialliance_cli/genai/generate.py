@@ -97,10 +97,10 @@ def next_tokens(logits: np.ndarray, settings: GenerationSpec, rng: np.random.Gen
 
     The filters apply in transformers' order (temperature, top-k, top-p).
     """
-    logits = logits.astype(np.float32, copy=False)
     if not settings.do_sample:
-        return np.argmax(logits, axis=-1)
-    x = logits / settings.temperature
+        # the array's own method: fewer calls than np.argmax, which counts on a cold cache
+        return logits.argmax(axis=-1)
+    x = logits.astype(np.float32, copy=False) / settings.temperature
     vocab = x.shape[-1]
     if 0 < settings.top_k < vocab:
         kth = np.partition(x, -settings.top_k, axis=-1)[:, -settings.top_k][:, None]
@@ -382,8 +382,10 @@ class Generator:
         ids, batch, n_prompt, limit = check_prompt(
             prompt_ids, self.name, self.info, settings.max_new_tokens
         )
+        info = self.info
         rng = np.random.default_rng(settings.seed)
         eos = np.array(sorted(self.eos_token_ids), dtype=np.int64)
+        eos_set = frozenset() if ignore_eos else self.eos_token_ids
         pad = int(eos[0]) if eos.size else 0
 
         t0 = time.perf_counter()
@@ -391,6 +393,7 @@ class Generator:
         per_token: list[float] = []
         ttft: float | None = None
         finished = np.zeros(batch, dtype=bool)
+        any_finished = False
         texts = [""] * batch
         emitted = 0
         stop_reason = "max_new_tokens"
@@ -405,33 +408,52 @@ class Generator:
             pos = np.broadcast_to(np.arange(n_prompt, dtype=np.int64), (batch, n_prompt))
             step_ids = ids
             t_step = t0
+            host = info.share_buffer and self.device == "cpu"
+            inplace: _InPlaceDecode | None = None
             for step in range(limit):
-                logits, past = self._step(
-                    binding, step_ids, mask, np.ascontiguousarray(pos), past, step == 0, state
-                )
-                token = next_tokens(logits, settings, rng).astype(np.int64)
-                token = np.where(finished, pad, token)
+                if inplace is not None:
+                    logits = inplace.step(n_prompt + step - 1)
+                else:
+                    logits, past = self._step(
+                        binding, step_ids, mask, np.ascontiguousarray(pos), past, step == 0, state
+                    )
+                    if host and "logits" in state:  # prefill done: decode steps in place
+                        inplace = _InPlaceDecode(
+                            self, binding, state["logits"], n_prompt, n_prompt + limit
+                        )
+                # As few numpy calls per step as possible: after each run the CPU caches hold
+                # the weights, and every distinct call costs tens of microseconds cold.
+                token = next_tokens(logits, settings, rng)
+                if token.dtype != np.int64:
+                    token = token.astype(np.int64)
+                if any_finished:
+                    token = np.where(finished, pad, token)
                 generated.append(token)
                 now = time.perf_counter()
                 if step == 0:
                     ttft = now - t0
                 else:
                     per_token.append(now - t_step)
-                if not ignore_eos and eos.size:
+                if eos_set and not eos_set.isdisjoint(token.tolist()):
                     finished |= np.isin(token, eos)
+                    any_finished = True
                 stop_hit = False
                 if live_text:  # decoding every step is only needed to stream or find stops
                     stop_hit = self._update_texts(generated, texts, settings.stop, finished)
+                    any_finished = any_finished or stop_hit
                 if on_token is not None:
                     delta = texts[0][emitted:]
                     if delta.endswith("\ufffd"):  # half of a multi-byte character: wait
                         delta = delta.rstrip("\ufffd")
                     emitted += len(delta)
                     on_token(TokenEvent(step, tuple(int(t) for t in token), delta, now - t0))
-                if finished.all():
+                if any_finished and finished.all():
                     stop_reason = "stop_string" if stop_hit else "eos"
                     break
                 t_step = time.perf_counter()
+                if inplace is not None:
+                    inplace.ids[:, 0] = token
+                    continue
                 step_ids = token[:, None]
                 past_len = n_prompt + step
                 mask = np.ones((batch, past_len + 1), dtype=np.int64)
@@ -481,6 +503,66 @@ class Generator:
         return hit
 
 
+class _InPlaceDecode:
+    """Decode steps on the host with the in-place cache: nothing bound or allocated per step.
+
+    After the prefill every binding stays put: the cache buffers (written in place by
+    GroupQueryAttention), the logits array, and the new tokens, positions and attention
+    mask, which live in arrays bound once by address and rewritten before each run.
+    The mask has the cache buffer's full length (ones for the tokens so far, zeros
+    after): GroupQueryAttention reads each row's length from the mask's sum and
+    attends to that many positions only, so the result is the same as with a mask as
+    long as the sequence, and the shapes never change (no new binding per step).
+    """
+
+    def __init__(
+        self, gen: Generator, binding: Any, logits: np.ndarray, n_prompt: int, max_len: int
+    ) -> None:
+        info = gen.info
+        self.run = gen.session.run_with_iobinding
+        self.binding = binding
+        self.logits = logits[:, -1, :]
+        batch = logits.shape[0]
+        self.ids = np.empty((batch, 1), dtype=np.int64)
+        binding.bind_input(info.input_ids_name, "cpu", 0, np.int64, self.ids.shape, _addr(self.ids))
+        self.pos: np.ndarray | None = None
+        if info.position_ids_name:
+            self.pos = np.empty((batch, 1), dtype=np.int64)
+            binding.bind_input(
+                info.position_ids_name, "cpu", 0, np.int64, self.pos.shape, _addr(self.pos)
+            )
+        if info.use_cache_branch_name:
+            self.flag = np.ones(1, dtype=bool)
+            name = info.use_cache_branch_name
+            binding.bind_input(name, "cpu", 0, np.bool_, (1,), _addr(self.flag))
+        self.mask: np.ndarray | None = None
+        if info.attention_mask_name:
+            self.mask = np.zeros((batch, max_len), dtype=np.int64)
+            self.mask[:, :n_prompt] = 1
+            binding.bind_input(
+                info.attention_mask_name, "cpu", 0, np.int64, self.mask.shape, _addr(self.mask)
+            )
+        self.name = gen.name
+
+    def step(self, past_len: int) -> np.ndarray:
+        """Run the tokens in ``ids`` at position ``past_len``; their logits (batch, vocab)."""
+        if self.pos is not None:
+            self.pos.fill(past_len)
+        if self.mask is not None:
+            self.mask[:, past_len] = 1
+        try:
+            self.run(self.binding)
+        except Exception as exc:  # an EP failing mid-run: valid input, broken run
+            raise RuntimeFailure(
+                f"{self.name}: ONNX Runtime failed while generating: {exc}"
+            ) from None
+        return self.logits
+
+
+def _addr(a: np.ndarray) -> int:
+    return int(a.ctypes.data)
+
+
 def load_generator(
     model: str | Path,
     *,
@@ -500,9 +582,11 @@ def load_generator(
     if session is None:
         import onnxruntime as ort
 
+        so = ort.SessionOptions()
+        so.enable_mem_pattern = False  # new shapes at every step (SessionSpec.mem_pattern)
         try:
             session = ort.InferenceSession(
-                str(files.model_path), providers=providers or ["CPUExecutionProvider"]
+                str(files.model_path), so, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:
             raise ModelError(f"ONNX Runtime cannot load {name}: {exc}") from None

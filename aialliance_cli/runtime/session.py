@@ -48,6 +48,11 @@ class SessionSpec:
     record_placement: bool = True
     strict: bool = False
     custom_ops_library: str | None = None
+    # ONNX Runtime's memory pattern traces a run's allocations and replays them for later
+    # runs with the same input shapes. A decoder's shapes change at every step (the
+    # attention mask grows by one), so each step traces a new pattern and none is ever
+    # replayed: text generation turns it off (10-15% of a decode step measured here).
+    mem_pattern: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ def session_options(spec: SessionSpec) -> Any:
     )
     so.execution_mode = getattr(ort.ExecutionMode, EXEC_MODES[spec.execution_mode])
     so.log_severity_level = 3
+    if not spec.mem_pattern:
+        so.enable_mem_pattern = False
     for name, value in spec.dims.items():
         # Fixing free dimensions lets EPs that compile static shapes (OpenVINO, TensorRT) do so.
         so.add_free_dimension_override_by_name(name, int(value))

@@ -97,8 +97,6 @@ def prepare_generation(
     ``session.intra_op_threads``, else the physical core count; spinning from
     ``generation.spinning`` (default on). Both engines get the same values.
     """
-    import dataclasses
-
     from aialliance_cli.genai import make_settings
     from aialliance_cli.genai.builder import ExportOutcome, builder_ep, export_decoder
     from aialliance_cli.genai.export import locate_decoder
@@ -187,16 +185,7 @@ def prepare_generation(
     sess_spec, (the_plan, choice, warnings) = choose_session(tgt, ov, inventory)
     warnings = [*export.warnings, *warnings]
     threads = sess_spec.intra_op_threads or _default_threads(inventory)
-    spin = "1" if spec.spinning else "0"
-    sess_spec = dataclasses.replace(
-        sess_spec,
-        intra_op_threads=threads,
-        config={
-            **sess_spec.config,
-            "session.intra_op.allow_spinning": spin,
-            "session.inter_op.allow_spinning": spin,
-        },
-    )
+    sess_spec = decoder_session_spec(sess_spec, threads, spec.spinning)
     if spec.engine == "genai":
         from aialliance_cli.genai.ortgenai import GenAIEngine
 
@@ -238,6 +227,28 @@ def prepare_generation(
     )
 
 
+def decoder_session_spec(spec: Any, threads: int, spinning: bool) -> Any:
+    """The session a decoder runs on: threads and spinning explicit, no memory pattern.
+
+    ``spec`` is a :class:`aialliance_cli.runtime.session.SessionSpec`; the memory
+    pattern is off because a decoder's input shapes change at every step (see
+    ``SessionSpec.mem_pattern``).
+    """
+    import dataclasses
+
+    spin = "1" if spinning else "0"
+    return dataclasses.replace(
+        spec,
+        intra_op_threads=threads,
+        mem_pattern=False,
+        config={
+            **spec.config,
+            "session.intra_op.allow_spinning": spin,
+            "session.inter_op.allow_spinning": spin,
+        },
+    )
+
+
 def _ep_name(ep: str | None) -> str | None:
     if not ep:
         return None
@@ -259,6 +270,7 @@ def _settings(p: GenPrepared, extra: dict[str, Any]) -> dict[str, Any]:
         "graph_optimization_level": s.graph_optimization_level,
         "execution_mode": s.execution_mode,
         "allow_spinning": p.spinning,
+        "mem_pattern": s.mem_pattern,
         "engine": p.engine,
         "exporter": p.export.exporter if p.export else None,
         "precision": p.export.precision if p.export else None,
