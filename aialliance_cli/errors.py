@@ -7,6 +7,7 @@ Every error carries a one-paragraph, actionable message. The CLI prints
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -77,3 +78,11 @@ class Interrupted(AiaError):
     """The user pressed Ctrl-C; whatever was measured is kept."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def did_you_mean(word: str, choices: Iterable[object]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

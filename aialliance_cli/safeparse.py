@@ -15,7 +15,6 @@ hostile file costs at most a bounded amount of time and memory and always ends i
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +22,9 @@ from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
 from aialliance_cli.errors import BadInputError
+
+# re-exported: reading small files lives in smallfile.py, which needs no YAML
+from aialliance_cli.smallfile import MAX_TEXT_BYTES, read_small_bytes, read_small_text  # noqa: F401
 
 MAX_DEPTH = 64  # levels of nested mappings and lists (a profile needs fewer than 10)
 MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to one YAML document, in total
@@ -209,52 +211,3 @@ def json_depth(data: Any, limit: int = MAX_DEPTH) -> int:
         deepest = max(deepest, level)
         stack.extend((child, level) for child in children)
     return deepest
-
-
-MAX_TEXT_BYTES = 16 * 2**20  # a JSON or YAML file a user names is pages, not gigabytes
-
-
-def read_small_bytes(
-    path: Path,
-    what: str,
-    *,
-    hint: str = "",
-    limit: int = MAX_TEXT_BYTES,
-    error: type[BadInputError] = BadInputError,
-    shown: str | None = None,
-) -> bytes:
-    """The bytes of a small file the user named (``what``, then ``shown`` or the path, name
-    it in errors).
-
-    A folder, a missing file, a FIFO or device (which would block or never end) and a
-    file over ``limit`` bytes are each an ``error`` (a BadInputError: exit 2).
-    """
-    path = Path(path)
-    tail = f" {hint}" if hint else ""
-    name = f"{what} {shown or path}"
-    if path.is_dir():
-        raise error(f"{name} is a directory, not a file.{tail}")
-    if not path.exists():
-        raise error(f"{name} does not exist.{tail}")
-    if not path.is_file():
-        raise error(f"{name} is not a regular file (a device or a pipe).{tail}")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(limit + 1)
-    except OSError as exc:
-        raise error(f"{name} cannot be read: {exc.strerror or exc}.{tail}") from None
-    if len(raw) > limit:
-        raise error(f"{name} is larger than {limit // 2**20} MiB; aia does not read it.{tail}")
-    return raw
-
-
-def read_small_text(path: Path, what: str, *, hint: str = "", limit: int = MAX_TEXT_BYTES) -> str:
-    """:func:`read_small_bytes` as UTF-8 text (a BOM dropped); other bytes are bad input."""
-    raw = read_small_bytes(path, what, hint=hint, limit=limit)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        tail = f" {hint}" if hint else ""
-        raise BadInputError(
-            f"{what} {path} is not UTF-8 text (bad byte at offset {exc.start}).{tail}"
-        ) from None

@@ -100,6 +100,26 @@ def cached_flop_report(model_path: str | Path, dims: Mapping[str, int]) -> FlopR
     return _report(entry) if entry is not None else None
 
 
+def model_fact(model_path: str | Path, name: str, compute: Any) -> Any:
+    """``compute(model_path)`` (JSON-able), kept per model content under ``name``.
+
+    For small facts read from the graph on every run (the embedding tables' sizes):
+    a warm lookup reads one small file instead of scanning the model. A cache that
+    cannot be read or written only costs the computation.
+    """
+    try:
+        path = facts_dir() / f"{name}-v{FACTS_VERSION}-{content_digest(model_path)[:32]}.json"
+        entry = _read(path)
+    except OSError:
+        return compute(model_path)
+    if entry is not None and "value" in entry:
+        return entry["value"]
+    value = compute(model_path)
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        _write_atomic(path, json.dumps({"version": FACTS_VERSION, "value": value}))
+    return value
+
+
 def _count(model_path: Path, dims: Mapping[str, int]) -> dict[str, Any]:
     try:
         from aialliance_cli.analysis.flops import count_flops

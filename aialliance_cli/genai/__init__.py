@@ -136,7 +136,8 @@ def make_settings(
 
     Raises BadInputError naming ``source`` and each bad key and value.
     """
-    if isinstance(base, GenerationSpec):
+    if isinstance(base, GenerationSpec) or getattr(type(base), "__aia_view__", False):
+        # a spec, or its view from a cached profile (profiles/view.py)
         data: dict[str, Any] = base.model_dump(exclude_unset=True)
     else:
         data = dict(base or {})

@@ -2,19 +2,29 @@
 
 Importing this package is cheap: onnx, optimum and torch load only when a
 model is checked or exported.
+
+Its names load with their submodule on first use: a worker that runs a resolved
+model does not import the source resolvers.
 """
 
 from __future__ import annotations
 
-from aialliance_cli.models.cache import (
-    CacheEntry,
-    cache_key,
-    cache_root,
-    clear_cache,
-    list_cache,
-)
-from aialliance_cli.models.onnxfile import OnnxFileInfo, check_onnx_file
-from aialliance_cli.models.sources import ModelSpec, ResolvedModel, package_dir, resolve_model
+from typing import Any
+
+# name -> the submodule that defines it, imported on first use (PEP 562)
+_EXPORTS = {
+    "CacheEntry": "aialliance_cli.models.cache",
+    "cache_key": "aialliance_cli.models.cache",
+    "cache_root": "aialliance_cli.models.cache",
+    "clear_cache": "aialliance_cli.models.cache",
+    "list_cache": "aialliance_cli.models.cache",
+    "OnnxFileInfo": "aialliance_cli.models.onnxfile",
+    "check_onnx_file": "aialliance_cli.models.onnxfile",
+    "ModelSpec": "aialliance_cli.models.sources",
+    "ResolvedModel": "aialliance_cli.models.sources",
+    "package_dir": "aialliance_cli.models.sources",
+    "resolve_model": "aialliance_cli.models.sources",
+}
 
 __all__ = [
     "CacheEntry",
@@ -29,3 +39,14 @@ __all__ = [
     "package_dir",
     "resolve_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

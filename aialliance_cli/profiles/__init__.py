@@ -6,10 +6,10 @@ Usable on its own: ``load_profile("all-minilm-l6-v2").profile.bench.iterations``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aialliance_cli.errors import ProfileError
 from aialliance_cli.profiles.loader import LoadedProfile, load_profile, parse_profile
-from aialliance_cli.profiles.schema import SCHEMA_ID, Profile
 from aialliance_cli.profiles.search import (
     DEFAULT_PROFILE,
     ProfileEntry,
@@ -34,6 +34,16 @@ __all__ = [
     "search_dirs",
     "validate_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Profile`` and ``SCHEMA_ID``: the pydantic schema, imported on first use (it costs
+    about 0.2 s; a cached profile is read without it, see profiles/view.py)."""
+    if name in ("Profile", "SCHEMA_ID"):
+        from aialliance_cli.profiles import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_files(paths: list[str | Path]) -> list[tuple[Path, ProfileError | None]]:

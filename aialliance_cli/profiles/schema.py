@@ -8,7 +8,6 @@ models load is checked by ``aialliance_cli.models`` and the runtime.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,8 +24,17 @@ from pydantic import (
     model_validator,
 )
 
+from aialliance_cli.errors import did_you_mean
 from aialliance_cli.genai import GenerationSpec
 from aialliance_cli.limits import MAX_DIM, MAX_ITERATIONS, MAX_WARMUP, WEEK_S
+from aialliance_cli.profiles.view import (
+    BASE_VARIANT,
+    InputsSpecMethods,
+    ModelSpecMethods,
+    ProfileMethods,
+    TensorSpecMethods,
+    TextInputMethods,
+)
 
 SCHEMA_ID = "aia.profile/1"
 
@@ -104,12 +112,6 @@ _FALLBACK_ALIASES = {
     "vitisai": "VitisAIExecutionProvider",
     "onednn": "DnnlExecutionProvider",
 }
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _fallback_resolve(name: str) -> str:
@@ -233,7 +235,7 @@ def _model_shorthand(value: Any) -> Any:
     return {"file": value} if isinstance(value, str) else value
 
 
-class ModelSpec(_Strict):
+class ModelSpec(ModelSpecMethods, _Strict):
     """Where the ONNX model comes from: exactly one source key."""
 
     file: NonEmptyStr | None = None
@@ -251,16 +253,6 @@ class ModelSpec(_Strict):
             )
         return self
 
-    def sources(self) -> list[str]:
-        return [
-            k for k in ("file", "package", "huggingface", "url") if getattr(self, k) is not None
-        ]
-
-    @property
-    def kind(self) -> Literal["file", "package", "huggingface", "url"]:
-        """Which source key is set."""
-        return self.sources()[0]  # type: ignore[return-value]
-
 
 # --- inputs ----------------------------------------------------------------------------------
 
@@ -273,16 +265,12 @@ def _text_value(value: Any) -> Any:
     raise ValueError("must be a string or a non-empty list of strings")
 
 
-class TextInput(_Strict):
+class TextInput(TextInputMethods, _Strict):
     """Token ids made from text by the model's tokenizer."""
 
     value: Annotated[str | tuple[str, ...], BeforeValidator(_text_value)]
     tokenizer: NonEmptyStr | None = None
     max_length: PosInt | None = None
-
-    @property
-    def texts(self) -> tuple[str, ...]:
-        return (self.value,) if isinstance(self.value, str) else self.value
 
 
 def _shape(value: Any) -> Any:
@@ -312,7 +300,7 @@ def _tensor_value(value: Any) -> Any:
     return value
 
 
-class TensorSpec(_Strict):
+class TensorSpec(TensorSpecMethods, _Strict):
     """How to make one input tensor: synthesize it, give its value, or read it from a file."""
 
     synthesize: Synthesize | None = None
@@ -345,12 +333,6 @@ class TensorSpec(_Strict):
         if self.low is not None and self.high is not None and self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be less than high ({self.high})")
         return self
-
-    @property
-    def kind(self) -> Literal["synthesize", "value", "file"]:
-        if self.synthesize is not None:
-            return "synthesize"
-        return "value" if self.value is not None else "file"
 
 
 class ImageResize(_Strict):
@@ -431,7 +413,7 @@ class AudioPreprocess(_Strict):
         return self
 
 
-class InputsSpec(_Strict):
+class InputsSpec(InputsSpecMethods, _Strict):
     """Values of symbolic dimensions, text to tokenize, and per-input tensor specs."""
 
     dims: dict[NonEmptyStr, PosInt] = Field(default_factory=dict)
@@ -450,13 +432,6 @@ class InputsSpec(_Strict):
                         f"{did_you_mean(item, self.dims)}"
                     )
         return self
-
-    def shape_of(self, name: str) -> tuple[int, ...] | None:
-        """The concrete shape given for input ``name`` (dimension names resolved), if any."""
-        spec = self.tensors.get(name)
-        if spec is None or spec.shape is None:
-            return None
-        return tuple(self.dims[d] if isinstance(d, str) else d for d in spec.shape)
 
 
 # --- providers, session, bench, output -----------------------------------------------------------
@@ -550,7 +525,6 @@ class OutputSpec(_Strict):
 
 # --- precision variants ----------------------------------------------------------------------
 
-BASE_VARIANT = "base"  # the top-level model; not a key of variants:
 _VARIANT_RE = re.compile(r"^[a-z0-9_-]+$")
 QuantizeMethod = Literal["dynamic", "static", "fp16"]
 WeightType = Literal["qint8", "quint8"]
@@ -584,7 +558,7 @@ class VariantSpec(_Strict):
 # --- the profile -------------------------------------------------------------------------------
 
 
-class Profile(_Strict):
+class Profile(ProfileMethods, _Strict):
     """One model run: the model, its inputs, EP preferences, session, bench and output settings."""
 
     schema_: Literal["aia.profile/1"] = Field(SCHEMA_ID, alias="schema")
@@ -615,7 +589,3 @@ class Profile(_Strict):
                     "'all' means every variant)"
                 )
         return v
-
-    def variant_names(self) -> list[str]:
-        """``base`` then the profile's variants, in file order."""
-        return [BASE_VARIANT, *self.variants]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aialliance_cli.errors import ProfileError
-from aialliance_cli.profiles.schema import did_you_mean
+from aialliance_cli.errors import ProfileError, did_you_mean
 
 DEFAULT_PROFILE = "all-minilm-l6-v2"
 SUFFIXES = (".yaml", ".yml")

@@ -292,9 +292,20 @@ def _shapes_text(shapes: Mapping[str, tuple[int, ...]]) -> str:
 
 
 def vocab_sizes(model_path: Path | None) -> dict[str, int]:
-    """For integer inputs that index an embedding table, the table's size (from the graph)."""
+    """For integer inputs that index an embedding table, the table's size (from the graph,
+    read once per model content: analysis/facts.py)."""
     if model_path is None:
         return {}
+    from aialliance_cli.analysis.facts import model_fact
+
+    try:
+        found = model_fact(model_path, "vocab", _scan_vocab_sizes)
+        return {str(k): int(v) for k, v in dict(found).items()}
+    except (OSError, TypeError, ValueError):
+        return _scan_vocab_sizes(model_path)
+
+
+def _scan_vocab_sizes(model_path: Path) -> dict[str, int]:
     from aialliance_cli.models.protoscan import scan_model
 
     try:

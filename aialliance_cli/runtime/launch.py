@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -258,6 +259,7 @@ def _supervise(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     started = time.monotonic()
+    pidfd = _pidfd(proc)
     try:
         try:
             assert proc.stdin is not None
@@ -267,11 +269,8 @@ def _supervise(
         except (BrokenPipeError, OSError):
             pass  # the worker died at start; its exit code and stderr say why
         while True:
-            try:
-                proc.wait(timeout=0.2)
+            if _waited(proc, pidfd, 0.2):
                 break
-            except subprocess.TimeoutExpired:
-                pass
             now = time.monotonic()
             if measured_at and after_measured is not None:
                 hook, after_measured = after_measured, None
@@ -303,6 +302,10 @@ def _supervise(
                 status="interrupted",
             )
         raise WorkerInterrupted(kept) from None
+    finally:
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
     reader.join(5)
     result = _read_result(result_path)
     if result is not None:
@@ -315,6 +318,30 @@ def _supervise(
         f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
         "crash",
     )
+
+
+def _pidfd(proc: subprocess.Popen[str]) -> int | None:
+    """A descriptor that becomes readable when ``proc`` ends (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(proc.pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+
+
+def _waited(proc: subprocess.Popen[str], pidfd: int | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``proc`` to end; True when it has (and is reaped).
+
+    With a pidfd the wait ends the moment the worker does; ``Popen.wait(timeout)``
+    sleeps up to 50 ms between its checks, which a first result would wait for.
+    """
+    if pidfd is None:
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    select.select([pidfd], [], [], timeout)
+    return proc.poll() is not None
 
 
 def _stop(proc: subprocess.Popen[str], measured_at: list[float]) -> None:

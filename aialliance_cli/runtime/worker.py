@@ -412,19 +412,29 @@ def _preload() -> None:
     """What every job needs, loaded (and the machine read) while the parent prepares the job.
 
     The inventory and the EP plan are what every measurement asks for first; both are
-    memoised per process, so the job finds them ready.
+    memoised per process, so the job finds them ready. (Loading the modules needed after
+    the session in a thread during its build was tried: the GIL made both slower.)
     """
     with contextlib.suppress(Exception):  # the job itself will say what is broken
         import numpy  # noqa: F401
+        import numpy.random  # noqa: F401
         import onnxruntime  # noqa: F401
+        import psutil  # noqa: F401
 
-        from aialliance_cli import analysis, models, profiles, providers  # noqa: F401
-        from aialliance_cli.analysis import placement  # noqa: F401
-        from aialliance_cli.hardware import detect
-        from aialliance_cli.results import stats  # noqa: F401
-        from aialliance_cli.runtime import api, bench, inputs, session  # noqa: F401
+        from aialliance_cli import limits, paths, profiles, providers, smallfile  # noqa: F401
+        from aialliance_cli.analysis import facts, placement  # noqa: F401
+        from aialliance_cli.hardware import detect, energy, peak  # noqa: F401
+        from aialliance_cli.models import protoscan  # noqa: F401
+        from aialliance_cli.profiles import view  # noqa: F401
+        from aialliance_cli.providers import plugins  # noqa: F401
+        from aialliance_cli.results import (
+            stats,  # noqa: F401
+            store,  # noqa: F401
+        )
+        from aialliance_cli.runtime import api, bench, inputs, preprocess, session  # noqa: F401
 
         detect()
+        paths.user_dirs()
         with contextlib.suppress(ImportError):
             import tokenizers  # noqa: F401
 
@@ -518,10 +528,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = execute(job, _emit)
     _disarm_interrupts()
-    from aialliance_cli.results.store import dumps, write_json_atomic
+    from aialliance_cli.results.store import dumps
 
     if job.get("result_path"):
-        write_json_atomic(Path(job["result_path"]), result)
+        from aialliance_cli.atomicfile import write_text_atomic
+
+        # A temp file the parent reads at once: atomic, but no fsync (a crash of the
+        # machine loses the run anyway) and no indentation.
+        write_text_atomic(Path(job["result_path"]), dumps(result) + "\n")
     else:
         sys.stdout.write(RESULT_PREFIX + dumps(result) + "\n")
         sys.stdout.flush()

@@ -62,3 +62,21 @@ def test_warm_lookup_does_not_import_onnx(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_model_fact_is_computed_once_per_content(tmp_path) -> None:
+    from aialliance_cli.analysis.facts import model_fact
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"first")
+    calls: list[str] = []
+
+    def compute(path):
+        calls.append(Path(path).read_bytes().decode())
+        return {"input_ids": len(calls)}
+
+    assert model_fact(model, "vocab", compute) == {"input_ids": 1}
+    assert model_fact(model, "vocab", compute) == {"input_ids": 1}  # from the cache
+    model.write_bytes(b"second")  # another model: computed again
+    assert model_fact(model, "vocab", compute) == {"input_ids": 2}
+    assert calls == ["first", "second"]
