@@ -8,7 +8,7 @@ placement log does not import the FLOP counter or the op-profile parser.
 
 from __future__ import annotations
 
-from typing import Any
+from aialliance_cli.lazy import lazy_exports
 
 # name -> the submodule that defines it, imported on first use (PEP 562)
 _EXPORTS = {
@@ -54,12 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
