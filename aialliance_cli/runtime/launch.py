@@ -261,6 +261,7 @@ def _supervise(
     started = time.monotonic()
     pidfd = _pidfd(proc)
     try:
+        _raise_if_signalled()
         try:
             assert proc.stdin is not None
             # One line, and stdin stays open: its EOF tells the worker this process is gone.
@@ -271,6 +272,7 @@ def _supervise(
         while True:
             if _waited(proc, pidfd, 0.2):
                 break
+            _raise_if_signalled()
             now = time.monotonic()
             if measured_at and after_measured is not None:
                 hook, after_measured = after_measured, None
@@ -318,6 +320,23 @@ def _supervise(
         f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
         "crash",
     )
+
+
+def _raise_if_signalled() -> None:
+    """Act on a signal that reached aia but whose KeyboardInterrupt was lost.
+
+    Python drops an exception raised by a signal handler while a C extension is being
+    imported, or inside a finalizer; the handler has still recorded the signal
+    (interrupts.received), so a worker is never started or left measuring after one.
+    """
+    from aialliance_cli import interrupts
+
+    signum = interrupts.received()
+    if signum is None:
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise interrupts.Terminated(signum)
 
 
 def _pidfd(proc: subprocess.Popen[str]) -> int | None:
