@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,16 +177,29 @@ def _dump(value: Any, json_mode: bool, none: bool, unset: bool, alias: bool) -> 
     return value
 
 
-_CLASSES: dict[str, type[View]] = {}
+class _ViewClasses:
+    """The view classes by name, each made on first use: ``Views.Profile``. pickle (and
+    Ray's cloudpickle) send a view by reference to that name, and another process makes
+    the class when it reads one."""
+
+    def __getattr__(self, name: str) -> type[View]:
+        if not _CLASS_NAME.fullmatch(name):
+            raise AttributeError(name)
+        return _view_class(name)
+
+
+Views = _ViewClasses()
+_CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
 
 
 def _view_class(name: str) -> type[View]:
-    cls = _CLASSES.get(name)
+    cls = Views.__dict__.get(name)
     if cls is None:
-        if not name.isidentifier():
-            raise ValueError(f"not a class name: {name!r}")
+        if not _CLASS_NAME.fullmatch(name):
+            raise ValueError(f"not a schema class name: {name!r}")
         bases = (_METHODS[name], View) if name in _METHODS else (View,)
-        cls = _CLASSES[name] = type(name, bases, {"__module__": __name__})
+        cls = type(name, bases, {"__module__": __name__, "__qualname__": f"Views.{name}"})
+        Views.__dict__[name] = cls
     return cls
 
 

@@ -101,6 +101,24 @@ def test_the_rich_profile_keeps_its_types(tmp_path: Path) -> None:
     assert hash(view.model) == hash(load_profile(_write(tmp_path, RICH, "b.yaml")).profile.model)
 
 
+def test_views_pickle_and_copy_by_value(tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    view = load_profile(_write(tmp_path, RICH)).profile
+    assert pickle.loads(pickle.dumps(view)) == view  # Ray sends profiles to its nodes
+    assert copy.deepcopy(view) == view
+    assert type(pickle.loads(pickle.dumps(view.inputs))) is type(view.inputs)
+    code = (  # another process, which has made no view class yet
+        "import pickle, sys; p = pickle.loads(sys.stdin.buffer.read()); "
+        "print(p.name, p.inputs.shape_of('mask'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(view), capture_output=True, timeout=60
+    )
+    assert out.stdout.decode().split() == ["rich", "(2,", "16)"], out.stderr.decode()
+
+
 def test_views_are_frozen(tmp_path: Path) -> None:
     view = load_profile(_write(tmp_path, RICH)).profile
     with pytest.raises(AttributeError, match="frozen"):
@@ -147,6 +165,7 @@ def test_a_broken_or_foreign_cache_entry_is_ignored_and_rewritten(tmp_path: Path
         json.dumps({"version": 1, "sha256": loaded.sha256, "profile": {"$": "Profile"}}),
         json.dumps({"version": 1, "sha256": "0" * 64, "profile": None}),
         json.dumps({"version": 1, "sha256": loaded.sha256, "profile": {"$": "not a name!"}}),
+        json.dumps({"version": 1, "sha256": loaded.sha256, "profile": {"$": "__class__"}}),
         json.dumps({"version": 1, "sha256": loaded.sha256, "profile": {"x": 1}}),
     ):
         entry.write_text(junk, encoding="utf-8")
