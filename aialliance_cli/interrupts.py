@@ -52,9 +52,25 @@ def _handler(signum: int, frame: Any) -> None:
     if _first_at is not None and now - _first_at < INSIST_AFTER_S:
         return  # a second signal must not lose what the first one is saving
     _first_at = now
+    _raise(signum)
+
+
+def _raise(signum: int) -> None:
+    """The exception a signal stops aia with: KeyboardInterrupt, or Terminated."""
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
+
+
+def raise_if_received() -> None:
+    """Raise for a signal that reached aia but whose exception was lost.
+
+    Python drops an exception raised by a signal handler while a C extension is being
+    imported, or inside a finalizer; the handler has still recorded the signal. Code
+    about to start or keep measuring calls this so that such a signal still stops it.
+    """
+    if _first is not None:
+        _raise(_first)
 
 
 def install() -> None:
@@ -161,9 +177,7 @@ class Hold:
             self.let_first = False  # one signal stops the work; a second must not stop the rest
             self.fired = signum
             note(signum)
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise Terminated(signum)
+            _raise(signum)
         self.pending.append(signum)
 
     def start(self) -> None:

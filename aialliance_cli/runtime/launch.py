@@ -234,6 +234,8 @@ def _supervise(
     on_event: Event | None,
     after_measured: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
+    from aialliance_cli import interrupts
+
     result_path = workdir / "result.json"
     other: list[str] = []
     measured_at: list[float] = []  # set when the worker says its loop is over
@@ -261,7 +263,7 @@ def _supervise(
     started = time.monotonic()
     pidfd = _pidfd(proc)
     try:
-        _raise_if_signalled()
+        interrupts.raise_if_received()
         try:
             assert proc.stdin is not None
             # One line, and stdin stays open: its EOF tells the worker this process is gone.
@@ -272,7 +274,7 @@ def _supervise(
         while True:
             if _waited(proc, pidfd, 0.2):
                 break
-            _raise_if_signalled()
+            interrupts.raise_if_received()  # a signal whose exception was lost still stops it
             now = time.monotonic()
             if measured_at and after_measured is not None:
                 hook, after_measured = after_measured, None
@@ -320,23 +322,6 @@ def _supervise(
         f"{elapsed:.1f} s without a result: " + (" | ".join(tail) or "no output"),
         "crash",
     )
-
-
-def _raise_if_signalled() -> None:
-    """Act on a signal that reached aia but whose KeyboardInterrupt was lost.
-
-    Python drops an exception raised by a signal handler while a C extension is being
-    imported, or inside a finalizer; the handler has still recorded the signal
-    (interrupts.received), so a worker is never started or left measuring after one.
-    """
-    from aialliance_cli import interrupts
-
-    signum = interrupts.received()
-    if signum is None:
-        return
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise interrupts.Terminated(signum)
 
 
 def _pidfd(proc: subprocess.Popen[str]) -> int | None:

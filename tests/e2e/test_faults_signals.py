@@ -90,7 +90,7 @@ def test_signal_during_the_loop_keeps_the_measurement(
 
 @pytest.mark.xfail(
     reason="known gap (1 of the last 2 clean-clone CI runs before the fix): a SIGTERM that "
-    "lands while aia imports a C extension can lose its KeyboardInterrupt; launch.py now acts "
+    "lands while aia imports a C extension can lose its KeyboardInterrupt; the launcher now acts "
     "on the recorded signal (test_a_signal_whose_interrupt_was_lost_still_stops_the_worker), "
     "not yet seen passing in enough CI runs to drop this mark",
     strict=False,
@@ -176,6 +176,20 @@ DRIVER = textwrap.dedent(
 )
 
 
+def _drive(script: str, args: list[str], tmp_path: Path) -> dict:
+    """Run a driver script in its own Python; the JSON on its last line."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize(
     ("moment", "sig", "twice", "here"),
     [
@@ -191,16 +205,7 @@ def test_launcher_keeps_what_was_measured(
     """A signal at the first measured run, or during the statistics (and a second one),
     to a worker's launcher or to a measurement in this process (``--in-process``)."""
     args = [str(model), moment, str(int(sig)), "1" if twice else "0", "1" if here else "0"]
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, *args],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = _drive(DRIVER, args, tmp_path)
     assert res["code"] == CODES[sig], res
     assert res["metrics"]["iterations"] > 0, res
     assert res["metrics"]["latency_ms"]["p50"] > 0
@@ -234,16 +239,7 @@ def test_a_signal_whose_interrupt_was_lost_still_stops_the_worker(
 ) -> None:
     """A 30-s benchmark after a SIGTERM whose KeyboardInterrupt Python dropped: the worker
     is stopped at once (interrupted, 143), not left to measure to its end."""
-    proc = subprocess.run(
-        [sys.executable, "-c", LOST, str(model)],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = _drive(LOST, [str(model)], tmp_path)
     assert (res["status"], res["code"]) == ("interrupted", 143), res  # not "ok" after 30 s
     _no_worker_dirs(tmp_path)
 
