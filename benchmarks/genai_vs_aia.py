@@ -23,6 +23,12 @@ after it, whichever engine it belongs to (measured with three identical twins of
 each engine), so a fixed start order decides close calls. ``--in-process`` loads
 every contender once into this process (the old way; the first loaded pays).
 
+aia's contenders start as aia starts its worker, with malloc's memory in
+transparent huge pages where the machine allows (runtime/memory.py); GenAI's start
+as its user's script would, with the system's default. ``--genai-huge-pages`` gives
+GenAI's processes the same memory, to show how much of the difference that is.
+The table's last column is each process's memory in huge pages.
+
 Run: ``python benchmarks/genai_vs_aia.py [--rounds 7] [--threads 1,2]``. The model
 builder needs its environment (aia makes it once; ``AIA_GENAI_BUILDER_PYTHON``
 points at another).
@@ -71,7 +77,7 @@ def genai_engine(folder: Path, threads: int, spinning: bool = True) -> Any:
 class InProcess:
     """A contender in this process."""
 
-    def __init__(self, kind: str, folder: Path, threads: int) -> None:
+    def __init__(self, kind: str, folder: Path, threads: int, huge_pages: bool = False) -> None:
         make = genai_engine if kind == "genai" else aia_engine
         self.engine = make(folder, threads)
 
@@ -85,10 +91,14 @@ class InProcess:
 class Child:
     """A contender in a process of its own, driven over its stdin and stdout."""
 
-    def __init__(self, kind: str, folder: Path, threads: int) -> None:
+    def __init__(self, kind: str, folder: Path, threads: int, huge_pages: bool = False) -> None:
+        from aialliance_cli.runtime import memory
+
         cmd = [sys.executable, __file__, "--child", kind, str(folder), str(threads)]
+        # aia's worker asks for huge pages (runtime/memory.py): so does aia's contender.
+        env = {**os.environ, **(memory.worker_environ(os.environ) if huge_pages else {})}
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
         )
         self._answer()  # wait until loaded: no two contenders load at once
 
@@ -124,7 +134,10 @@ def run_once(engine: Any, vocab: int, prompt_len: int, gen_len: int, seed: int) 
     prompt = random_prompts(vocab, 1, prompt_len, exclude=[1, 2], seed=seed)
     settings = make_settings(max_new_tokens=gen_len)
     out = engine.generate(prompt, settings, ignore_eos=True, decode_text=False)
+    from aialliance_cli.runtime import memory
+
     return {
+        "huge_pages_mb": (memory.huge_pages_bytes() or 0) / 2**20,
         "decode_tps": out.decode_tokens_per_s,
         "ttft_ms": out.ttft_s * 1e3,
         "prefill_tps": out.prefill_tokens_per_s,
@@ -161,6 +174,11 @@ def main() -> None:
         help="all contenders in this process (the session created first is slower)",
     )
     parser.add_argument("--json", type=Path, help="write every round's figures here")
+    parser.add_argument(
+        "--genai-huge-pages",
+        action="store_true",
+        help="give GenAI's processes the huge pages aia's worker asks for (as its user could)",
+    )
     args = parser.parse_args()
 
     from aialliance_cli.genai.builder import build_genai_model
@@ -194,7 +212,8 @@ def main() -> None:
         live: dict[str, Any] = {}
         try:
             for name, _, kind, folder, t in entries:
-                live[name] = host(kind, folder, t)
+                hp = kind != "genai" or args.genai_huge_pages
+                live[name] = host(kind, folder, t, huge_pages=hp)
                 live[name].generate(vocab, args.prompt_len, args.gen_len, 999)  # warm-up
         except BaseException:
             for c in live.values():
@@ -234,12 +253,13 @@ def main() -> None:
         f"{'one process' if args.in_process else 'a process per contender'}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs\n"
     )
-    print("| contender | decode tok/s | TTFT ms | prefill tok/s | ms/token p50 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| contender | decode tok/s | TTFT ms | prefill tok/s | ms/token p50 | huge pages MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for n in names:
         print(
             f"| {n} | {med(n, 'decode_tps'):.1f} | {med(n, 'ttft_ms'):.1f} "
-            f"| {med(n, 'prefill_tps'):.0f} | {med(n, 'per_token_p50_ms'):.2f} |"
+            f"| {med(n, 'prefill_tps'):.0f} | {med(n, 'per_token_p50_ms'):.2f} "
+            f"| {med(n, 'huge_pages_mb'):.0f} |"
         )
 
     def ratios(a: str, g: str) -> tuple[float, float, list[float]]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aialliance_cli.errors import BadInputError, ModelError, UnavailableError
 from aialliance_cli.results.schema import Result
+from aialliance_cli.runtime import memory
 from aialliance_cli.runtime.session import BuiltSession, SessionSpec
 
 if TYPE_CHECKING:
@@ -796,6 +797,7 @@ def _settings_record(p: Prepared, extra: dict[str, Any]) -> dict[str, Any]:
         "batch": _batch_of(p),
         "input_sets": len(p.feeds),
         **(p.feed_report.record() if p.feed_report is not None else {}),
+        "huge_pages": memory.asked(),
         **extra,
     }
 
@@ -1078,6 +1080,7 @@ def bench(
         "session_create_s": p.built.create_s,
         "session_memory_bytes": p.built.rss_added_bytes,
         "peak_rss_bytes": m.peak_rss_bytes,
+        "huge_pages_bytes": memory.huge_pages_bytes(),
         "cpu_percent": m.cpu_percent,
         "cpu_percent_of_machine": m.cpu_percent_of_machine,
         "other_cpu_percent": m.other_cpu_percent,

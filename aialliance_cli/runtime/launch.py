@@ -186,6 +186,7 @@ def discard_prestarted() -> None:
 
 def _spawn(python: str, workdir: Path, err: Any, *, preload: bool = False) -> subprocess.Popen[str]:
     from aialliance_cli.envs.registry import worker_environ
+    from aialliance_cli.runtime import memory
 
     extra = {
         "AIA_WORKER": "1",
@@ -196,6 +197,8 @@ def _spawn(python: str, workdir: Path, err: Any, *, preload: bool = False) -> su
         # EOF, or on Linux the parent-death signal arrives (runtime/worker.py).
         "AIA_WORKER_PARENT": str(os.getpid()),
         "AIA_WORKER_DIR": str(workdir),
+        # malloc's memory (ONNX Runtime's weights) in 2 MiB pages (runtime/memory.py).
+        **memory.worker_environ(os.environ),
     }
     # cwd in a temp dir: the user's folder must not shadow aia's modules.
     return subprocess.Popen(

@@ -10,6 +10,7 @@ from typing import Any
 
 from aialliance_cli.errors import BadInputError
 from aialliance_cli.results.schema import Result
+from aialliance_cli.runtime import memory
 from aialliance_cli.runtime.api import (
     Overrides,
     Target,
@@ -275,6 +276,7 @@ def _settings(p: GenPrepared, extra: dict[str, Any]) -> dict[str, Any]:
         "exporter": p.export.exporter if p.export else None,
         "precision": p.export.precision if p.export else None,
         "random_weights": p.random_weights,
+        "huge_pages": memory.asked(),
         **extra,
     }
 
@@ -295,7 +297,7 @@ def _result(
         onnxruntime=_ort_record(p.inventory),
         ep=_ep_record(p),
         settings=settings,
-        metrics=metrics,
+        metrics={**metrics, "huge_pages_bytes": memory.huge_pages_bytes()},
         status=status,
         warnings=list(warnings),
         extra={"random_weights": p.random_weights},

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 # The job protocol lives in runtime/job.py; its names stay importable from here.
+from aialliance_cli.runtime import memory
 from aialliance_cli.runtime.job import (  # noqa: F401
     EVENT_PREFIX,
     JOB_VERSION,
@@ -263,6 +264,7 @@ def _loadgen_result(
         "session_create_s": p.built.create_s,
         "session_memory_bytes": p.built.rss_added_bytes,
         "peak_rss_bytes": _peak_rss_bytes(),
+        "huge_pages_bytes": memory.huge_pages_bytes(),
         "cpu_percent": 100.0 * busy / wall if wall > 0 else None,
         "cpu_percent_of_machine": 100.0 * busy / wall / (os.cpu_count() or 1) if wall > 0 else None,
     }

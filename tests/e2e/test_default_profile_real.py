@@ -62,6 +62,21 @@ def test_default_profile_bench(shared_models):
     assert placement["share_nodes_requested"] == 1.0
     # MiniLM at sequence 128 is about 2.9 GFLOPs per inference.
     assert 2.5e9 < placement["flops_by_ep"][data["ep"]["name"]] < 3.3e9
+    # The worker asked for its weights in huge pages where this machine allows them, and
+    # got them: MiniLM's 90 MB of weights live in memory from malloc.
+    from aialliance_cli.runtime import memory
+
+    assert data["settings"]["huge_pages"] is memory.supported()
+    if memory.supported():
+        assert data["metrics"]["huge_pages_bytes"] >= 32 * 2**20
+
+
+@pytest.mark.slow
+def test_default_profile_bench_without_huge_pages(shared_models, monkeypatch):
+    monkeypatch.setenv("AIA_HUGE_PAGES", "0")
+    (data,) = _json(["bench", "--json", "-n", "3", "--warmup", "1"])
+    assert data["status"] == "ok"
+    assert data["settings"]["huge_pages"] is False
 
 
 @pytest.mark.parametrize("name", ["silero-vad", "ppocr-det"])
