@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aialliance_cli.errors import BadInputError
@@ -383,6 +385,26 @@ def local_node_args(i: int, num_cpus: int) -> dict[str, Any]:
     }
 
 
+def _session_dirs(cluster: Any) -> list[Path]:
+    """The session folders (logs, sockets, runtime files) of a local cluster's nodes."""
+    dirs = set()
+    for node in cluster.list_all_nodes():
+        with contextlib.suppress(Exception):
+            dirs.add(Path(node.get_session_dir_path()))
+    return sorted(dirs)
+
+
+def _remove_session_dirs(dirs: list[Path]) -> None:
+    """Remove a torn-down local cluster's session folders, and Ray's ``session_latest``
+    link when it points at one of them: a ``--local`` cluster leaves nothing behind."""
+    for d in dirs:
+        latest = d.parent / "session_latest"
+        with contextlib.suppress(OSError):
+            if latest.is_symlink() and Path(os.readlink(latest)).name == d.name:
+                latest.unlink()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection]:
     """Start a Ray cluster of ``n`` nodes on this machine, connect to it, tear it down after.
@@ -403,6 +425,7 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
     _become_subreaper()
     started = time.monotonic()
     cluster = None
+    session_dirs: list[Path] = []
     dog = _watchdog()
     dog.__enter__()
     # SIGTERM/SIGHUP arrive as interrupts.Terminated, a KeyboardInterrupt: finally runs.
@@ -422,6 +445,7 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
                 for i in range(1, n):  # started together, waited for once
                     cluster.add_node(wait=False, **local_node_args(i, cpus))
                 cluster.wait_for_nodes()
+            session_dirs = _session_dirs(cluster)
             lower_priority(_daemons(cluster))
         except OSError as exc:
             if "AF_UNIX path length" not in str(exc):
@@ -450,3 +474,4 @@ def local_cluster(n: int, *, num_cpus: int | None = None) -> Iterator[Connection
                     cluster.shutdown()
             dog.__exit__(None, None, None)  # before: it is one of the descendants
             _kill_descendants()
+            _remove_session_dirs(session_dirs)

@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,8 +51,12 @@ def cluster() -> Any:
     for i in (1, 2):
         c.add_node(**_node_args(f"local-{i}", i))
     c.wait_for_nodes()
+    from aialliance_cli.fleet.connect import _remove_session_dirs, _session_dirs
+
+    dirs = _session_dirs(c)
     yield c
     c.shutdown()
+    _remove_session_dirs(dirs)  # as aia's --local does
 
 
 @pytest.fixture(scope="session")
@@ -334,8 +340,11 @@ def test_local_cluster_sigterm_keeps_finished_nodes_and_leaves_no_process(
     out = tmp_path / "local.jsonl"
     cmd = [sys.executable, "-m", "aialliance_cli", "fleet", "bench", str(model), "--local", "2"]
     cmd += ["--duration", "2", "--out", str(out)]
+    # Ray's folders in a short one of this test's own (Unix socket paths are short).
+    ray_tmp = Path(tempfile.mkdtemp(prefix="aiar", dir="/tmp"))
+    env = {**_env(), "RAY_TMPDIR": str(ray_tmp)}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
     )
     lines: list[str] = []
     second = threading.Event()
@@ -374,3 +383,7 @@ def test_local_cluster_sigterm_keeps_finished_nodes_and_leaves_no_process(
     time.sleep(1)
     left = [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"left running after aia ended: {[k.cmdline()[:3] for k in left]}"
+    # ... and no folder: the cluster's session folder and Ray's link to it are gone.
+    leftover = sorted(p.name for p in (ray_tmp / "ray").glob("session_*"))
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert not leftover, f"Ray's session folders left behind: {leftover}"
