@@ -78,6 +78,7 @@ class InProcess:
     """A contender in this process."""
 
     def __init__(self, kind: str, folder: Path, threads: int, huge_pages: bool = False) -> None:
+        # huge_pages cannot apply here: glibc reads its tunable when a process starts.
         make = genai_engine if kind == "genai" else aia_engine
         self.engine = make(folder, threads)
 

@@ -2,8 +2,8 @@
 
 A decode step reads every weight of the model once, so a decoder is bound by how fast
 the CPU walks hundreds of MiB: with 4 KiB pages that walk misses the TLB all the
-time; in 2 MiB pages it does not (SmolLM2-135M's int4 decoder: about 10% more
-tokens/s on the development VM, benchmarks/genai_vs_aia.py). ONNX Runtime keeps its
+time; in 2 MiB pages it does not (SmolLM2-135M's int4 decoder: 6-10% more
+tokens/s on the development VM, benchmarks/README.md). ONNX Runtime keeps its
 weights (prepacked or copied from the file) in memory it gets from malloc, and
 glibc 2.35+ asks the kernel for huge pages for its mappings when the environment
 says ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (``madvise(MADV_HUGEPAGE)``); the
